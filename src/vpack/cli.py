@@ -1,0 +1,341 @@
+"""The `vpack` command: set up, add sources, sync, list videos, run the worker or service."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import sys
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+from sqlalchemy import select
+
+from vpack import __version__, catalog
+from vpack.db.models import Video, VideoState
+from vpack.providers.base import ProviderError
+from vpack.services import Services, build, prepare
+from vpack.settings import Settings, get_settings
+from vpack.sync.executors import LocalExecutor, install_stop_signals
+from vpack.sync.progress import ProgressSink
+
+T = TypeVar("T")
+
+
+def _settings() -> Settings:
+    try:
+        return get_settings()
+    except Exception as exc:  # pydantic's message names the bad variable
+        raise click.ClickException(f"bad VPACK_* setting: {exc}") from None
+
+
+def _run(work: Callable[[Services], Awaitable[T]]) -> T:
+    """Prepare the data dir and schema, then run `work` with the services."""
+    settings = _settings()
+    try:
+        prepare(settings)
+    except Exception as exc:
+        raise click.ClickException(f"cannot open the database: {exc}") from None
+
+    async def main() -> T:
+        services = build(settings)
+        try:
+            return await work(services)
+        finally:
+            await services.aclose()
+
+    try:
+        return asyncio.run(main())
+    except (ProviderError, LookupError) as exc:
+        raise click.ClickException(str(exc).strip("'\"")) from None
+
+
+def _emit(data: Any) -> None:
+    click.echo(json.dumps(data, indent=2, default=str, ensure_ascii=False))
+
+
+@click.group()
+@click.version_option(__version__, prog_name="vpack")
+@click.option("-v", "--verbose", is_flag=True, help="Log what the engine does.")
+def main(verbose: bool) -> None:
+    """VPACK Sources: keep a verified local copy of every new packing video."""
+    logging.basicConfig(
+        level=logging.INFO if verbose else logging.WARNING,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+
+
+@main.command()
+def init() -> None:
+    """Create the data folder and database, and apply migrations (safe to repeat)."""
+    settings = _settings()
+    try:
+        prepare(settings)
+    except Exception as exc:
+        raise click.ClickException(f"cannot set up the database: {exc}") from None
+    click.echo(f"data folder: {settings.data_dir}")
+    click.echo(f"database:    {_redact_url(settings.sqlalchemy_url)}")
+
+
+# ---------------------------------------------------------------- sources
+@main.group()
+def sources() -> None:
+    """Add, list and remove sources."""
+
+
+@sources.group("add")
+def sources_add() -> None:
+    """Add a source of videos."""
+
+
+@sources_add.command("local")
+@click.option("--name", required=True, help="A name people will recognise.")
+@click.option(
+    "--path",
+    "path",
+    required=True,
+    type=click.Path(path_type=Path),
+    help="The folder to keep in sync.",
+)
+@click.option(
+    "--interval",
+    default=300,
+    show_default=True,
+    type=click.IntRange(min=10),
+    help="Seconds between scans.",
+)
+@click.option(
+    "--settle",
+    default=60.0,
+    show_default=True,
+    type=click.FloatRange(min=0),
+    help="Seconds a file must stay unchanged before it is copied.",
+)
+@click.option("--json", "as_json", is_flag=True, help='Print {"id": ...}.')
+def add_local(name: str, path: Path, interval: int, settle: float, as_json: bool) -> None:
+    """A folder on this machine (first-level sub-folders are cameras)."""
+    settings = _settings()
+    folder = path.expanduser().absolute()
+    catalog.refuse_store_overlap(folder, settings.data_dir) if folder.exists() else None
+
+    async def work(s: Services) -> int:
+        connection_id = await catalog.local_connection(s.db)
+        return await catalog.add_source(
+            s.db,
+            connection_id=connection_id,
+            name=name,
+            selections=[str(folder.resolve())],
+            options={"settle_seconds": settle},
+            interval_s=interval,
+        )
+
+    try:
+        source_id = _run(work)
+    except ProviderError as exc:  # raised before asyncio.run: the overlap check
+        raise click.ClickException(str(exc)) from None
+    if as_json:
+        _emit({"id": source_id})
+    else:
+        click.echo(source_id)
+
+
+@sources.command("list")
+@click.option("--json", "as_json", is_flag=True)
+def sources_list(as_json: bool) -> None:
+    """Every source with its state and video counts."""
+    rows = _run(lambda s: catalog.list_sources(s.db))
+    if as_json:
+        _emit([r.as_dict() for r in rows])
+        return
+    if not rows:
+        click.echo("no sources yet: add one with `vpack sources add local --name N --path DIR`")
+        return
+    for r in rows:
+        c = r.counts
+        click.echo(
+            f"{r.id:>4}  {r.name}  [{r.provider}] {', '.join(r.selections)}  "
+            f"every {r.interval_s}s  {r.status}  done {c['done']}, pending {c['pending']}, "
+            f"failed {c['failed']}" + (f"  last error: {r.last_error}" if r.last_error else "")
+        )
+
+
+@sources.command("remove")
+@click.argument("source_id", type=int)
+@click.option("--purge", is_flag=True, help="Also delete the downloaded videos.")
+def sources_remove(source_id: int, purge: bool) -> None:
+    """Stop syncing a source. Downloaded files are kept unless --purge."""
+    purged = _run(lambda s: catalog.remove_source(s.db, s.store, source_id, purge))
+    if purge:
+        click.echo(f"removed source {source_id} and deleted {purged} downloaded files")
+    else:
+        click.echo(f"removed source {source_id}; downloaded files were kept")
+
+
+# ---------------------------------------------------------------- sync
+class _Bar(ProgressSink):
+    """A terminal progress bar over the bytes to fetch."""
+
+    def __init__(self) -> None:
+        self.bar: Any = None
+
+    def planned(self, videos: int, total_bytes: int) -> None:
+        if videos:
+            self.bar = click.progressbar(
+                length=max(total_bytes, 1),
+                label=f"{videos} videos",
+                file=sys.stderr,
+                show_pos=False,
+                show_percent=True,
+                show_eta=True,
+            )
+            self.bar.__enter__()
+
+    def advanced(self, video_id: int, nbytes: int) -> None:
+        if self.bar is not None:
+            self.bar.update(nbytes)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.__exit__(None, None, None)
+
+
+@main.command()
+@click.argument("source_ids", nargs=-1, type=int)
+@click.option("--json", "as_json", is_flag=True)
+def sync(source_ids: tuple[int, ...], as_json: bool) -> None:
+    """Scan and download now (all sources, or the given ids). Exit 1 if anything failed."""
+    bar = _Bar() if (sys.stderr.isatty() and not as_json) else None
+
+    async def work(s: Services) -> dict[str, Any]:
+        if source_ids:
+            known = {r.id for r in await catalog.list_sources(s.db)}
+            missing = [i for i in source_ids if i not in known]
+            if missing:
+                raise LookupError(f"no source with id {', '.join(map(str, missing))}")
+        stop = asyncio.Event()
+        remove = install_stop_signals(stop)
+        try:
+            report = await s.engine.sync(list(source_ids) or None, progress=bar, stop=stop)
+        finally:
+            remove()
+            if bar is not None:
+                bar.close()
+        return report.as_dict()
+
+    result = _run(work)
+    if as_json:
+        _emit(result)
+    else:
+        click.echo(
+            f"new {result['new']}, downloaded {result['downloaded']} "
+            f"({_human(result['bytes'])}), failed {result['failed']}"
+        )
+        for src in result["sources"]:
+            if src["error"]:
+                click.echo(f"source {src['id']} ({src['name']}): {src['error']}", err=True)
+    if result["failed"]:
+        sys.exit(1)
+
+
+# ---------------------------------------------------------------- videos
+@main.group()
+def videos() -> None:
+    """Look at downloaded and pending videos."""
+
+
+@videos.command("list")
+@click.option("--source", "source_id", type=int, help="Only this source.")
+@click.option("--state", type=click.Choice([s.value for s in VideoState]))
+@click.option("--json", "as_json", is_flag=True)
+def videos_list(source_id: int | None, state: str | None, as_json: bool) -> None:
+    """Videos with their state, size, checksum and local path."""
+
+    async def work(s: Services) -> list[dict[str, Any]]:
+        query = select(Video).order_by(Video.id)
+        if source_id is not None:
+            query = query.where(Video.source_id == source_id)
+        if state is not None:
+            query = query.where(Video.state == state)
+        async with s.db.session() as session:
+            rows = (await session.execute(query)).scalars().all()
+        return [_video_dict(s, v) for v in rows]
+
+    rows = _run(work)
+    if as_json:
+        _emit(rows)
+        return
+    for r in rows:
+        where = r["path"] or r["error"] or ""
+        click.echo(f"{r['id']:>6}  {r['state']:<11} {r['camera']}/{r['name']}  {where}")
+
+
+def _video_dict(s: Services, v: Video) -> dict[str, Any]:
+    return {
+        "id": v.id,
+        "source_id": v.source_id,
+        "camera": v.camera,
+        "name": v.name,
+        "size": v.size,
+        "sha256": v.sha256,
+        "path": str(s.store.absolute(v.local_path)) if v.local_path else None,
+        "state": v.state,
+        "recorded_start": v.recorded_start.isoformat() if v.recorded_start else None,
+        "duration_s": v.duration_s,
+        "error": v.error or v.probe_error,
+    }
+
+
+# ---------------------------------------------------------------- long-running
+@main.command()
+def worker() -> None:
+    """Sync every source on its interval until SIGTERM or Ctrl-C."""
+
+    async def work(s: Services) -> None:
+        stop = asyncio.Event()
+        remove = install_stop_signals(stop)
+        click.echo(f"vpack worker {s.engine.worker_id} running; Ctrl-C to stop", err=True)
+        try:
+            await LocalExecutor(s.engine, s.settings.scheduler_tick_seconds).run(stop)
+        finally:
+            remove()
+        click.echo("vpack worker stopped", err=True)
+
+    _run(work)
+
+
+@main.command()
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=8000, show_default=True, type=int)
+def serve(host: str, port: int) -> None:
+    """The web service (API) with the sync worker running inside it."""
+    import uvicorn
+
+    from vpack.api.app import create_app
+
+    settings = _settings()
+    try:
+        prepare(settings)
+    except Exception as exc:
+        raise click.ClickException(f"cannot open the database: {exc}") from None
+    uvicorn.run(create_app(settings), host=host, port=port, log_level="info")
+
+
+def _human(n: int) -> str:
+    size = float(n)
+    for unit in ("B", "KB", "MB", "GB"):
+        if size < 1024 or unit == "GB":
+            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
+        size /= 1024
+    return f"{n} B"  # pragma: no cover
+
+
+def _redact_url(url: str) -> str:
+    from sqlalchemy.engine import make_url
+
+    return make_url(url).render_as_string(hide_password=True)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

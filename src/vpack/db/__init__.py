@@ -1,0 +1,1 @@
+"""Persistence: models, sessions and migrations."""

@@ -1,0 +1,197 @@
+"""The one interface every video source implements, its data types and its errors."""
+
+from __future__ import annotations
+
+import enum
+from abc import ABC, abstractmethod
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, ClassVar
+
+from pydantic import BaseModel
+
+# ---------------------------------------------------------------- errors
+# Vendor codes are mapped onto these few classes inside each provider module;
+# the engine's retry policy depends only on the class.
+
+
+class ProviderError(Exception):
+    """Base of every error a provider raises on purpose."""
+
+
+class AuthExpired(ProviderError):
+    """The credentials no longer work: the user must reconnect."""
+
+
+class RateLimited(ProviderError):
+    """Slow down; not the item's fault, so not counted as an attempt."""
+
+    def __init__(self, message: str, retry_after: float | None = None) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+class NotFound(ProviderError):
+    """The item (or path) is gone, or was replaced by a newer revision."""
+
+
+class Transient(ProviderError):
+    """Worth retrying later with backoff (network cut, file still changing)."""
+
+
+class Permanent(ProviderError):
+    """Retrying will not help; the reason is recorded for the user."""
+
+
+class BadConfig(Permanent):
+    """The connection or source settings are wrong (bad path, unknown bucket...)."""
+
+
+# ---------------------------------------------------------------- metadata
+
+
+class AuthKind(enum.StrEnum):
+    NONE = "none"
+    OAUTH2 = "oauth2"
+    KEYS = "keys"
+    DEVICE = "device"
+
+
+class HashKind(enum.StrEnum):
+    NONE = "none"
+    MD5 = "md5"
+    SHA1 = "sha1"
+    SHA256 = "sha256"
+
+
+@dataclass(frozen=True)
+class Features:
+    """What a provider can do; the engine and UI adapt to these, never to names."""
+
+    ranged_reads: bool = False  # open(video, offset>0) continues where a .part stopped
+    hash_kind: HashKind = HashKind.NONE  # what RemoteVideo.hash holds
+    change_cursor: bool = False  # scan() resumes from a cursor instead of relisting
+    full_listing: bool = True  # each scan lists everything: unseen rows are removals
+    time_indexed: bool = False  # recordings are time ranges on channels
+    needs_remux: bool = False  # bytes arrive in a vendor container (PS, DAV, FLV, TS)
+    page_size: int = 1000
+
+
+# ---------------------------------------------------------------- data types
+
+
+@dataclass(frozen=True)
+class Identity:
+    """Who or what a connection reaches: an account email, a device serial, a path."""
+
+    id: str
+    label: str
+    details: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Node:
+    """One entry of the lazy browse tree (folder, bucket, device, channel, day)."""
+
+    id: str
+    name: str
+    kind: str = "folder"
+    has_children: bool = True
+    selectable: bool = True
+
+
+@dataclass(frozen=True)
+class BrowsePage:
+    nodes: list[Node]
+    next_page: str | None = None
+
+
+@dataclass(frozen=True)
+class RemoteVideo:
+    """A video as the source describes it, before we have any bytes."""
+
+    remote_id: str  # stable across renames where the source allows
+    revision: str  # changes whenever the content may have changed
+    name: str  # the source's display name (may be hostile: it is sanitised later)
+    camera: str
+    size: int | None = None
+    hash: str | None = None  # of Features.hash_kind, lowercase hex
+    modified_at: datetime | None = None
+    recorded_start: datetime | None = None
+    recorded_end: datetime | None = None
+    path: str = ""  # where it lives at the source, for people to read
+    extra: dict[str, Any] = field(default_factory=dict)  # provider-private handle data
+
+
+@dataclass(frozen=True)
+class Found:
+    video: RemoteVideo
+
+
+@dataclass(frozen=True)
+class Removed:
+    remote_id: str
+
+
+@dataclass(frozen=True)
+class Waiting:
+    """The item exists but is still being written: not offered yet, not removed either."""
+
+    remote_id: str
+
+
+@dataclass(frozen=True)
+class Checkpoint:
+    """Everything yielded before this is durable together with this cursor.
+
+    `complete` is False when part of a full listing could not be read; the
+    engine then does not treat unseen items as removed.
+    """
+
+    cursor: str | None
+    complete: bool = True
+
+
+ScanEvent = Found | Removed | Waiting | Checkpoint
+
+
+class Provider(ABC):
+    """A source of videos. One instance serves one connection."""
+
+    name: ClassVar[str]
+    label: ClassVar[str]
+    description: ClassVar[str] = ""
+    auth: ClassVar[AuthKind]
+    features: ClassVar[Features]
+    Config: ClassVar[type[BaseModel]]  # connection settings; secret fields are SecretStr
+    SourceOptions: ClassVar[type[BaseModel]]  # per-source settings (settle window, filters)
+
+    def __init__(self, config: BaseModel) -> None:
+        self.config = config
+
+    @abstractmethod
+    async def check(self) -> Identity:
+        """Prove the connection works and say what it reaches."""
+
+    @abstractmethod
+    async def browse(self, node: str | None, page: str | None = None) -> BrowsePage:
+        """Children of `node` (None = the top) for the lazy tree, one page at a time."""
+
+    @abstractmethod
+    def scan(
+        self, selection: str, cursor: str | None, options: BaseModel
+    ) -> AsyncIterator[ScanEvent]:
+        """Videos found under one selected node since `cursor`, ending with a Checkpoint."""
+
+    @abstractmethod
+    def open(self, video: RemoteVideo, offset: int = 0) -> AsyncIterator[bytes]:
+        """The video's bytes from `offset` (0 unless Features.ranged_reads)."""
+
+    async def validate_selection(self, selection: str) -> str:
+        """Raise BadConfig unless `selection` can be synced; return its display name."""
+        await self.browse(selection)
+        return selection
+
+    async def aclose(self) -> None:  # noqa: B027 - optional hook, most providers hold nothing
+        """Release network clients; called once the provider is no longer used."""

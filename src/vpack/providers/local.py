@@ -1,0 +1,292 @@
+"""Local folders: videos on a disk or share mounted on the server."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import os
+import socket
+import stat
+import time
+from collections.abc import AsyncIterator, Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+
+from pydantic import BaseModel, Field
+
+from vpack.providers.base import (
+    AuthKind,
+    BadConfig,
+    BrowsePage,
+    Checkpoint,
+    Features,
+    Found,
+    Identity,
+    Node,
+    NotFound,
+    Provider,
+    RemoteVideo,
+    ScanEvent,
+    Transient,
+    Waiting,
+)
+from vpack.providers.registry import register
+
+VIDEO_EXTENSIONS = frozenset(
+    {".mp4", ".avi", ".mov", ".mkv", ".flv", ".wmv", ".m4v", ".dav", ".ts", ".ps", ".h264", ".h265"}
+)
+_RAW_PREFIX = "/b64:"  # a relative path never starts with "/", so this cannot clash
+_READ_BYTES = 4 * 1024 * 1024
+
+
+class LocalConfig(BaseModel):
+    roots: list[str] = Field(
+        default_factory=lambda: ["/"],
+        description="Folders this connection may read; browsing starts here.",
+    )
+
+
+class LocalSourceOptions(BaseModel):
+    settle_seconds: float = Field(
+        default=60.0, ge=0, description="A file must be unchanged this long before it is taken."
+    )
+
+
+def encode_relpath(rel: bytes) -> str:
+    """A text id for a relative path; non-UTF-8 names survive the round trip."""
+    try:
+        return rel.decode("utf-8")
+    except UnicodeDecodeError:
+        return _RAW_PREFIX + base64.urlsafe_b64encode(rel).decode("ascii")
+
+
+def decode_relpath(remote_id: str) -> bytes:
+    if remote_id.startswith(_RAW_PREFIX):
+        return base64.urlsafe_b64decode(remote_id[len(_RAW_PREFIX) :])
+    return remote_id.encode("utf-8")
+
+
+def _display(raw: bytes) -> str:
+    return raw.decode("utf-8", errors="backslashreplace")
+
+
+def _revision(st: os.stat_result) -> str:
+    return f"{st.st_size}-{st.st_mtime_ns}"
+
+
+@register
+class LocalProvider(Provider):
+    name = "local"
+    label = "Local folder"
+    description = "A folder on this server's disk or a mounted network share."
+    auth = AuthKind.NONE
+    features = Features(ranged_reads=True, full_listing=True, page_size=500)
+    Config = LocalConfig
+    SourceOptions = LocalSourceOptions
+
+    config: LocalConfig
+
+    # ------------------------------------------------------------ paths
+    def _roots(self) -> list[Path]:
+        return [Path(os.path.realpath(r)) for r in self.config.roots]
+
+    def _allowed(self, path: str) -> Path:
+        """The real path of `path`, refusing anything outside the configured roots."""
+        if not os.path.isabs(path):
+            raise BadConfig(f"not an absolute path: {path!r}")
+        real = Path(os.path.realpath(path))
+        for root in self._roots():
+            if real == root or root in real.parents:
+                return real
+        raise BadConfig(f"{path} is outside the folders this server allows")
+
+    def _folder(self, path: str) -> Path:
+        real = self._allowed(path)
+        if not real.exists():
+            raise BadConfig(f"folder does not exist: {path}")
+        if not real.is_dir():
+            raise BadConfig(f"not a folder: {path}")
+        if not os.access(real, os.R_OK | os.X_OK):
+            raise BadConfig(f"cannot read folder {path}: permission denied")
+        return real
+
+    # ------------------------------------------------------------ interface
+    async def check(self) -> Identity:
+        for root in self.config.roots:
+            await asyncio.to_thread(self._folder, root)
+        host = socket.gethostname()
+        return Identity(id=host, label=f"Folders on {host}", details={"roots": self.config.roots})
+
+    async def validate_selection(self, selection: str) -> str:
+        real = await asyncio.to_thread(self._folder, selection)
+        return real.name or str(real)
+
+    async def browse(self, node: str | None, page: str | None = None) -> BrowsePage:
+        return await asyncio.to_thread(self._browse, node, page)
+
+    def _browse(self, node: str | None, page: str | None) -> BrowsePage:
+        if node is None:
+            names = [(r, r) for r in self.config.roots]
+        else:
+            folder = self._folder(node)
+            try:
+                with os.scandir(folder) as it:
+                    names = sorted(
+                        (e.name, os.path.join(folder, e.name))
+                        for e in it
+                        if not e.name.startswith(".") and e.is_dir(follow_symlinks=False)
+                    )
+            except PermissionError:
+                raise BadConfig(f"cannot read folder {node}: permission denied") from None
+        start = int(page or 0)
+        size = self.features.page_size
+        chunk = names[start : start + size]
+        nodes = [
+            Node(id=path, name=name, kind="folder", has_children=_has_subfolder(path))
+            for name, path in chunk
+        ]
+        more = start + size < len(names)
+        return BrowsePage(nodes=nodes, next_page=str(start + size) if more else None)
+
+    async def scan(
+        self, selection: str, cursor: str | None, options: BaseModel
+    ) -> AsyncIterator[ScanEvent]:
+        assert isinstance(options, LocalSourceOptions)
+        root = await asyncio.to_thread(self._folder, selection)
+        walker = _Walker(root, options.settle_seconds)
+        batch: list[ScanEvent] = []
+        iterator = iter(walker)
+        # The walk runs in a thread in slices so the event loop stays responsive.
+        while True:
+            batch = await asyncio.to_thread(_take, iterator, 500)
+            if not batch:
+                break
+            for event in batch:
+                yield event
+        yield Checkpoint(cursor=None, complete=walker.complete)
+
+    async def open(self, video: RemoteVideo, offset: int = 0) -> AsyncIterator[bytes]:
+        path = self._file_path(video)
+        handle = await asyncio.to_thread(_open_if_unchanged, path, video.revision)
+        try:
+            if offset:
+                await asyncio.to_thread(handle.seek, offset)
+            while chunk := await asyncio.to_thread(handle.read, _READ_BYTES):
+                yield chunk
+            # A writer that touched the file while we read it leaves a mixed copy:
+            # refuse it; the next scan offers the new revision once it settles.
+            now = await asyncio.to_thread(_stat_or_none, path)
+            if now is None or _revision(now) != video.revision:
+                raise Transient(f"{video.path} changed while it was being copied")
+        finally:
+            await asyncio.to_thread(handle.close)
+
+    def _file_path(self, video: RemoteVideo) -> bytes:
+        root = os.fsencode(video.extra["root"])
+        path = os.path.join(root, decode_relpath(video.remote_id))
+        real = os.path.realpath(path)
+        if not (real == root or real.startswith(root.rstrip(b"/") + b"/")):
+            raise NotFound(f"{video.path} now points outside its folder")
+        return path
+
+
+def _take(iterator: Iterator[ScanEvent], n: int) -> list[ScanEvent]:
+    out: list[ScanEvent] = []
+    for event in iterator:
+        out.append(event)
+        if len(out) >= n:
+            break
+    return out
+
+
+def _has_subfolder(path: str) -> bool:
+    try:
+        with os.scandir(path) as it:
+            return any(e.is_dir(follow_symlinks=False) and not e.name.startswith(".") for e in it)
+    except OSError:
+        return False
+
+
+def _stat_or_none(path: bytes) -> os.stat_result | None:
+    try:
+        return os.stat(path)
+    except FileNotFoundError:
+        return None
+
+
+def _open_if_unchanged(path: bytes, revision: str):  # type: ignore[no-untyped-def]
+    try:
+        handle = open(path, "rb", buffering=0)  # noqa: SIM115 - closed by the caller
+    except FileNotFoundError:
+        raise NotFound(f"{_display(path)} was removed before it could be copied") from None
+    except PermissionError:
+        raise Transient(f"cannot read {_display(path)}: permission denied") from None
+    except IsADirectoryError:
+        raise NotFound(f"{_display(path)} is now a folder") from None
+    if _revision(os.fstat(handle.fileno())) != revision:
+        handle.close()
+        raise NotFound(f"{_display(path)} changed after it was listed; the new version follows")
+    return handle
+
+
+class _Walker:
+    """Depth-first listing of video files under one root, in bytes (any encoding)."""
+
+    def __init__(self, root: Path, settle_seconds: float) -> None:
+        self.root = os.fsencode(root)
+        self.root_path = str(root)
+        self.root_name = root.name or str(root)
+        self.settle_ns = int(settle_seconds * 1e9)
+        self.complete = True
+
+    def __iter__(self) -> Iterator[ScanEvent]:
+        now_ns = time.time_ns()
+        stack: list[bytes] = [b""]
+        while stack:
+            rel_dir = stack.pop()
+            try:
+                with os.scandir(os.path.join(self.root, rel_dir) if rel_dir else self.root) as it:
+                    entries = list(it)
+            except OSError:
+                # An unreadable sub-folder: list the rest, but do not treat what is
+                # under it as removed.
+                self.complete = False
+                continue
+            for entry in entries:
+                name = entry.name
+                if name.startswith(b"."):
+                    continue
+                rel = os.path.join(rel_dir, name) if rel_dir else name
+                try:
+                    if entry.is_dir(follow_symlinks=False):
+                        stack.append(rel)
+                        continue
+                    if os.path.splitext(name)[1].lower().decode("ascii", "replace") not in (
+                        VIDEO_EXTENSIONS
+                    ):
+                        continue
+                    st = entry.stat()
+                except OSError:
+                    self.complete = False
+                    continue
+                if not stat.S_ISREG(st.st_mode):
+                    continue
+                remote_id = encode_relpath(rel)
+                if now_ns - st.st_mtime_ns < self.settle_ns:
+                    yield Waiting(remote_id)
+                    continue
+                yield Found(self._video(rel, remote_id, st))
+
+    def _video(self, rel: bytes, remote_id: str, st: os.stat_result) -> RemoteVideo:
+        first, sep, _ = rel.partition(b"/")
+        camera = _display(first) if sep else self.root_name
+        return RemoteVideo(
+            remote_id=remote_id,
+            revision=_revision(st),
+            name=_display(os.path.basename(rel)),
+            camera=camera,
+            size=st.st_size,
+            modified_at=datetime.fromtimestamp(st.st_mtime, tz=UTC),
+            path=_display(rel),
+            extra={"root": self.root_path},
+        )

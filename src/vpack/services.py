@@ -1,0 +1,36 @@
+"""Wiring: settings -> database, store and engine, shared by the CLI and the service."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from vpack.db.session import Database, migrate
+from vpack.settings import Settings
+from vpack.store import VideoStore
+from vpack.sync.engine import SyncEngine
+
+
+@dataclass
+class Services:
+    settings: Settings
+    db: Database
+    store: VideoStore
+    engine: SyncEngine
+
+    async def aclose(self) -> None:
+        await self.engine.aclose()
+        await self.db.dispose()
+
+
+def prepare(settings: Settings) -> None:
+    """Data dir and schema, idempotent: what `vpack init` does and start-up repeats."""
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    settings.videos_dir.mkdir(parents=True, exist_ok=True)
+    settings.staging_dir.mkdir(parents=True, exist_ok=True)
+    migrate(settings.sqlalchemy_url)
+
+
+def build(settings: Settings) -> Services:
+    db = Database(settings.sqlalchemy_url)
+    store = VideoStore(settings.videos_dir, settings.staging_dir, fsync=settings.fsync)
+    return Services(settings, db, store, SyncEngine(db, store, settings))

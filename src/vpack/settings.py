@@ -1,0 +1,56 @@
+"""Every knob of the service, read from VPACK_* environment variables."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="VPACK_", extra="ignore")
+
+    data_dir: Path = Field(
+        default=Path("./data"), description="Where the database and videos live."
+    )
+    database_url: str | None = Field(
+        default=None, description="SQLAlchemy URL; default is SQLite in the data dir (WAL on)."
+    )
+    secret_key: str | None = Field(default=None, description="Base64 32-byte vault key.")
+
+    concurrency: int = Field(default=4, ge=1, le=64, description="Downloads running at once.")
+    lease_seconds: int = Field(default=300, ge=10, description="How long a claimed video is ours.")
+    max_attempts: int = Field(default=6, ge=1, description="Transient failures before giving up.")
+    retry_base_seconds: float = Field(default=30.0, gt=0, description="First backoff step.")
+    retry_cap_seconds: float = Field(default=6 * 3600.0, gt=0, description="Longest backoff step.")
+    fsync: bool = Field(default=True, description="Make videos durable before recording them.")
+    scheduler_tick_seconds: float = Field(
+        default=5.0, gt=0, description="How often due work is looked for."
+    )
+
+    @field_validator("data_dir")
+    @classmethod
+    def _absolute(cls, value: Path) -> Path:
+        return value.expanduser().resolve()
+
+    @property
+    def videos_dir(self) -> Path:
+        return self.data_dir / "videos"
+
+    @property
+    def staging_dir(self) -> Path:
+        return self.data_dir / "staging"
+
+    @property
+    def sqlalchemy_url(self) -> str:
+        """The configured URL, or SQLite in the data dir."""
+        if self.database_url:
+            return self.database_url
+        return f"sqlite:///{self.data_dir / 'vpack.db'}"
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    return Settings()

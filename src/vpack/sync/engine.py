@@ -1,0 +1,834 @@
+"""Scan and download: idempotent steps over the database, a provider and the store.
+
+Every public method is a function of ids, so the local executor and a Celery
+worker can run the same steps; at-least-once delivery is made safe by the
+videos table's unique key and by leases.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import socket
+import uuid
+from collections.abc import Coroutine, Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import and_, func, or_, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import selectinload
+
+from vpack import media
+from vpack.db.models import (
+    Connection,
+    ConnectionStatus,
+    Source,
+    SourceStatus,
+    SyncRun,
+    Video,
+    VideoState,
+    utcnow,
+)
+from vpack.db.session import Database
+from vpack.providers.base import (
+    AuthExpired,
+    Checkpoint,
+    Found,
+    Provider,
+    ProviderError,
+    RateLimited,
+    RemoteVideo,
+    Removed,
+    Waiting,
+)
+from vpack.providers.registry import build_provider, source_options
+from vpack.settings import Settings
+from vpack.store import Placement, VideoStore
+from vpack.sync import durability
+from vpack.sync.progress import NullProgress, ProgressSink
+from vpack.sync.retry import RetryPolicy, Verdict, judge
+from vpack.sync.transfer import Staged, stage
+
+log = logging.getLogger(__name__)
+
+UPSERT_BATCH = 500
+RESULT_BATCH = 64
+RESULT_BATCH_BYTES = 512 * 1024 * 1024
+RESULT_MAX_DELAY = 1.0
+
+
+def make_worker_id() -> str:
+    """host:pid:random, so a restarted worker can tell its dead predecessor's leases."""
+    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+
+
+@dataclass
+class Tally:
+    """What one sync did for one source."""
+
+    source_id: int
+    name: str = ""
+    new: int = 0
+    removed: int = 0
+    downloaded: int = 0
+    bytes: int = 0
+    failed: int = 0
+    skipped: int = 0
+    error: str | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "id": self.source_id,
+            "name": self.name,
+            "new": self.new,
+            "removed": self.removed,
+            "downloaded": self.downloaded,
+            "bytes": self.bytes,
+            "failed": self.failed,
+            "skipped": self.skipped,
+            "error": self.error,
+        }
+
+
+@dataclass
+class SyncReport:
+    sources: list[Tally] = field(default_factory=list)
+
+    def total(self, name: str) -> int:
+        return sum(int(getattr(t, name)) for t in self.sources)
+
+    @property
+    def ok(self) -> bool:
+        return self.total("failed") == 0 and not any(t.error for t in self.sources)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "new": self.total("new"),
+            "downloaded": self.total("downloaded"),
+            "bytes": self.total("bytes"),
+            "failed": self.total("failed") + sum(1 for t in self.sources if t.error),
+            "sources": [t.as_dict() for t in self.sources],
+        }
+
+
+@dataclass
+class _Done:
+    video_id: int
+    source_id: int
+    staged: Staged
+    placement: Placement
+    values: dict[str, Any]
+
+
+class SyncEngine:
+    def __init__(
+        self,
+        db: Database,
+        store: VideoStore,
+        settings: Settings,
+        *,
+        worker_id: str | None = None,
+    ) -> None:
+        self.db = db
+        self.store = store
+        self.settings = settings
+        self.worker_id = worker_id or make_worker_id()
+        self.policy = RetryPolicy(
+            max_attempts=settings.max_attempts,
+            base_seconds=settings.retry_base_seconds,
+            cap_seconds=settings.retry_cap_seconds,
+        )
+        self.lease = timedelta(seconds=settings.lease_seconds)
+        self._providers: dict[int, Provider] = {}
+
+    # ---------------------------------------------------------------- providers
+    async def provider_for(self, connection: Connection) -> Provider:
+        cached = self._providers.get(connection.id)
+        if cached is None:
+            cached = build_provider(connection.provider, self._connection_config(connection))
+            self._providers[connection.id] = cached
+        return cached
+
+    def _connection_config(self, connection: Connection) -> dict[str, Any]:
+        return dict(connection.config)
+
+    async def aclose(self) -> None:
+        providers, self._providers = self._providers, {}
+        for provider in providers.values():
+            await provider.aclose()
+
+    # ---------------------------------------------------------------- scan
+    async def scan_source(self, source_id: int, tally: Tally | None = None) -> Tally:
+        """List what is new or gone in one source and record it (idempotent)."""
+        async with self.db.session() as session:
+            source = await _get_source(session, source_id)
+            connection = source.connection
+        tally = tally or Tally(source_id=source_id, name=source.name)
+        provider = await self.provider_for(connection)
+        options = source_options(connection.provider, source.options)
+        await self._set_source_status(source_id, SourceStatus.SCANNING)
+        try:
+            for selection in source.selections:
+                await self._scan_selection(source, provider, selection, options, tally)
+        except ProviderError as exc:
+            tally.error = str(exc)
+            status = (
+                SourceStatus.PAUSED
+                if isinstance(exc, AuthExpired | RateLimited)
+                else (SourceStatus.ERROR)
+            )
+            if isinstance(exc, AuthExpired):
+                await self._mark_reauth(connection.id, str(exc))
+            await self._finish_scan(source, status, str(exc))
+            return tally
+        await self._finish_scan(source, SourceStatus.IDLE, None)
+        return tally
+
+    async def _scan_selection(
+        self, source: Source, provider: Provider, selection: str, options: Any, tally: Tally
+    ) -> None:
+        cursor = source.cursors.get(selection)
+        seen: set[str] | None = set() if provider.features.full_listing else None
+        batch: list[RemoteVideo] = []
+        removed: list[str] = []
+        async for event in provider.scan(selection, cursor, options):
+            if isinstance(event, Found):
+                batch.append(event.video)
+                if seen is not None:
+                    seen.add(event.video.remote_id)
+                if len(batch) >= UPSERT_BATCH:
+                    tally.new += await self._record(source, selection, batch, [], None, False)
+                    batch = []
+            elif isinstance(event, Waiting):
+                if seen is not None:
+                    seen.add(event.remote_id)
+            elif isinstance(event, Removed):
+                removed.append(event.remote_id)
+            elif isinstance(event, Checkpoint):
+                tally.new += await self._record(
+                    source, selection, batch, removed, event.cursor, True
+                )
+                batch, removed = [], []
+                if seen is not None and event.complete:
+                    tally.removed += await self._reconcile_removals(source.id, selection, seen)
+        if batch or removed:  # a provider that forgot its final Checkpoint loses nothing
+            tally.new += await self._record(source, selection, batch, removed, None, False)
+
+    async def _record(
+        self,
+        source: Source,
+        selection: str,
+        videos: Sequence[RemoteVideo],
+        removed: Sequence[str],
+        cursor: str | None,
+        save_cursor: bool,
+    ) -> int:
+        """Upsert one batch and, in the same transaction, its cursor. Returns rows added."""
+        added = 0
+        async with self.db.transaction() as session:
+            if videos:
+                rows = [self._row(source, selection, v) for v in videos]
+                stmt = self._insert(session).values(rows)
+                stmt = stmt.on_conflict_do_nothing(
+                    index_elements=["source_id", "remote_id", "revision"]
+                ).returning(Video.id)
+                added = len((await session.execute(stmt)).all())
+            if removed:
+                await session.execute(
+                    update(Video)
+                    .where(
+                        Video.source_id == source.id,
+                        Video.remote_id.in_(removed),
+                        Video.removed_at.is_(None),
+                    )
+                    .values(removed_at=utcnow())
+                )
+            if save_cursor:
+                fresh = await session.get(Source, source.id)
+                if fresh is not None:
+                    fresh.cursors = {**fresh.cursors, selection: cursor}
+        return added
+
+    def _insert(self, session: AsyncSession) -> Any:
+        dialect = self.db.engine.dialect.name
+        return (postgresql.insert if dialect == "postgresql" else sqlite.insert)(Video)
+
+    def _row(self, source: Source, selection: str, v: RemoteVideo) -> dict[str, Any]:
+        camera = str(source.cameras.get(v.camera, v.camera))
+        return {
+            "source_id": source.id,
+            "selection": selection,
+            "remote_id": v.remote_id,
+            "revision": v.revision,
+            "camera": camera,
+            "name": v.name,
+            "remote_path": v.path,
+            "size": v.size,
+            "remote_hash": v.hash,
+            "modified_at": v.modified_at,
+            "recorded_start": v.recorded_start,
+            "recorded_end": v.recorded_end,
+            "extra": v.extra,
+            "state": VideoState.PENDING,
+            "attempts": 0,
+            "bytes_done": 0,
+            "created_at": utcnow(),
+            "updated_at": utcnow(),
+        }
+
+    async def _reconcile_removals(self, source_id: int, selection: str, seen: set[str]) -> int:
+        """After a complete listing: rows not seen are gone; rows seen again are back."""
+        async with self.db.transaction() as session:
+            result = await session.execute(
+                select(Video.remote_id, Video.removed_at.is_(None))
+                .where(Video.source_id == source_id, Video.selection == selection)
+                .distinct()
+            )
+            gone, back = set(), set()
+            for remote_id, live in result:
+                if live and remote_id not in seen:
+                    gone.add(remote_id)
+                elif not live and remote_id in seen:
+                    back.add(remote_id)
+            for chunk in _chunks(sorted(gone), 500):
+                await session.execute(
+                    update(Video)
+                    .where(
+                        Video.source_id == source_id,
+                        Video.remote_id.in_(chunk),
+                        Video.removed_at.is_(None),
+                    )
+                    .values(removed_at=utcnow())
+                )
+            for chunk in _chunks(sorted(back), 500):
+                await session.execute(
+                    update(Video)
+                    .where(Video.source_id == source_id, Video.remote_id.in_(chunk))
+                    .values(removed_at=None)
+                )
+        return len(gone)
+
+    async def _finish_scan(self, source: Source, status: str, error: str | None) -> None:
+        now = utcnow()
+        async with self.db.transaction() as session:
+            await session.execute(
+                update(Source)
+                .where(Source.id == source.id)
+                .values(
+                    status=status,
+                    last_error=error,
+                    last_scan_at=now,
+                    next_scan_at=now + timedelta(seconds=source.interval_s),
+                )
+            )
+
+    async def _set_source_status(self, source_id: int, status: str) -> None:
+        async with self.db.transaction() as session:
+            await session.execute(
+                update(Source).where(Source.id == source_id).values(status=status)
+            )
+
+    async def _mark_reauth(self, connection_id: int, detail: str) -> None:
+        async with self.db.transaction() as session:
+            await session.execute(
+                update(Connection)
+                .where(Connection.id == connection_id)
+                .values(status=ConnectionStatus.REAUTH_REQUIRED, status_detail=detail)
+            )
+
+    # ---------------------------------------------------------------- claim
+    def _claimable(self, now: datetime, *, due_only: bool) -> Any:
+        pending = Video.state == VideoState.PENDING
+        if due_only:
+            pending = and_(
+                pending, or_(Video.next_attempt_at.is_(None), Video.next_attempt_at <= now)
+            )
+        stale = and_(Video.state == VideoState.DOWNLOADING, Video.lease_expires_at < now)
+        return or_(pending, stale)
+
+    async def claim(
+        self,
+        limit: int,
+        *,
+        source_ids: Iterable[int] | None = None,
+        video_ids: Iterable[int] | None = None,
+        due_only: bool = True,
+        exclude_connections: Iterable[int] = (),
+    ) -> list[Video]:
+        """Take up to `limit` videos that are ours to fetch until the lease runs out."""
+        now = utcnow()
+        async with self.db.transaction() as session:
+            usable = (
+                select(Source.id)
+                .join(Connection, Source.connection_id == Connection.id)
+                .where(
+                    Connection.status != ConnectionStatus.REAUTH_REQUIRED,
+                    or_(Connection.paused_until.is_(None), Connection.paused_until <= now),
+                )
+            )
+            excluded = list(exclude_connections)
+            if excluded:
+                usable = usable.where(Connection.id.not_in(excluded))
+            picked = (
+                select(Video.id)
+                .where(self._claimable(now, due_only=due_only), Video.source_id.in_(usable))
+                .order_by(Video.id)
+                .limit(limit)
+                .with_for_update(skip_locked=True)
+            )
+            if source_ids is not None:
+                picked = picked.where(Video.source_id.in_(list(source_ids)))
+            if video_ids is not None:
+                picked = picked.where(Video.id.in_(list(video_ids)))
+            ids = list((await session.execute(picked)).scalars())
+            if not ids:
+                return []
+            result = await session.execute(
+                update(Video)
+                .where(Video.id.in_(ids), self._claimable(now, due_only=due_only))
+                .values(
+                    state=VideoState.DOWNLOADING,
+                    lease_owner=self.worker_id,
+                    lease_expires_at=now + self.lease,
+                )
+                .returning(Video)
+            )
+            rows = list(result.scalars())
+        rows.sort(key=lambda v: v.id)
+        return rows
+
+    async def renew_leases(self) -> None:
+        async with self.db.transaction() as session:
+            await session.execute(
+                update(Video)
+                .where(Video.lease_owner == self.worker_id, Video.state == VideoState.DOWNLOADING)
+                .values(lease_expires_at=utcnow() + self.lease)
+            )
+
+    async def release_leases(self, owner: str | None = None) -> int:
+        """Give back what we (or a dead worker) claimed; `.part` files stay for resume."""
+        async with self.db.transaction() as session:
+            result = await session.execute(
+                update(Video)
+                .where(
+                    Video.lease_owner == (owner or self.worker_id),
+                    Video.state == VideoState.DOWNLOADING,
+                )
+                .values(state=VideoState.PENDING, lease_owner=None, lease_expires_at=None)
+            )
+        return int(result.rowcount or 0)  # type: ignore[attr-defined]
+
+    async def recover_dead_workers(self) -> int:
+        """Release leases of workers on this host whose process is gone (kill -9, crash)."""
+        host = socket.gethostname()
+        async with self.db.session() as session:
+            owners = (
+                (
+                    await session.execute(
+                        select(Video.lease_owner)
+                        .where(
+                            Video.state == VideoState.DOWNLOADING, Video.lease_owner.is_not(None)
+                        )
+                        .distinct()
+                    )
+                )
+                .scalars()
+                .all()
+            )
+        released = 0
+        for owner in owners:
+            assert owner is not None
+            parts = owner.split(":")
+            mine = len(parts) == 3 and parts[0] == host and owner != self.worker_id
+            if mine and not _pid_alive(int(parts[1])):
+                released += await self.release_leases(owner)
+        return released
+
+    async def requeue(self, source_ids: Iterable[int] | None = None) -> int:
+        """Make failed and backed-off videos due now (a user asked to sync now)."""
+        stmt = (
+            update(Video)
+            .where(Video.state.in_([VideoState.FAILED, VideoState.PENDING]))
+            .values(state=VideoState.PENDING, next_attempt_at=None, attempts=0)
+        )
+        if source_ids is not None:
+            stmt = stmt.where(Video.source_id.in_(list(source_ids)))
+        async with self.db.transaction() as session:
+            result = await session.execute(stmt)
+        return int(result.rowcount or 0)  # type: ignore[attr-defined]
+
+    # ---------------------------------------------------------------- download
+    async def run_downloads(
+        self,
+        source_ids: Iterable[int] | None = None,
+        *,
+        due_only: bool = True,
+        stop: asyncio.Event | None = None,
+        progress: ProgressSink | None = None,
+        max_rate_limit_wait: float = 60.0,
+    ) -> dict[int, Tally]:
+        """Fetch claimable videos with bounded concurrency until none are left.
+
+        Setting `stop` cancels transfers in flight: their leases are released and
+        their `.part` files kept, so the next run resumes them.
+        """
+        run = _Run(
+            source_ids=list(source_ids) if source_ids is not None else None,
+            due_only=due_only,
+            progress=progress or NullProgress(),
+            batch=_ResultBatch(self),
+        )
+        stop = stop or asyncio.Event()
+        heartbeat = asyncio.create_task(self._heartbeat(stop))
+        try:
+            while not stop.is_set():
+                run.rate_limits = _RateLimits()
+                drained = await _until_stopped(self._drain(run), stop)
+                await run.batch.flush()
+                wait = run.rate_limits.until
+                # A short rate-limit pause is waited out in this run; longer ones
+                # are left to the scheduler.
+                if not drained or wait is None or wait > max_rate_limit_wait:
+                    break
+                run.blocked -= run.rate_limits.connections
+                await _until_stopped(asyncio.sleep(wait), stop)
+        finally:
+            heartbeat.cancel()
+            await asyncio.gather(heartbeat, return_exceptions=True)
+            await run.batch.flush()
+            await self.release_leases()
+        return run.tallies
+
+    async def _drain(self, run: _Run) -> None:
+        limit = self.settings.concurrency
+        queue: asyncio.Queue[Video | None] = asyncio.Queue(maxsize=limit * 2)
+
+        async def claimer() -> None:
+            try:
+                while True:
+                    room = max(1, min(32, queue.maxsize - queue.qsize()))
+                    rows = await self.claim(
+                        room,
+                        source_ids=run.source_ids,
+                        due_only=run.due_only,
+                        exclude_connections=run.blocked,
+                    )
+                    if not rows:
+                        return
+                    for row in rows:
+                        await queue.put(row)
+            finally:
+                for _ in range(limit):
+                    await queue.put(None)
+
+        async def worker() -> None:
+            while (row := await queue.get()) is not None:
+                tally = run.tallies.setdefault(row.source_id, Tally(source_id=row.source_id))
+                await self._download(row, tally, run)
+                await run.batch.flush_if_due()
+
+        async with asyncio.TaskGroup() as group:
+            group.create_task(claimer())
+            for _ in range(limit):
+                group.create_task(worker())
+
+    async def _heartbeat(self, stop: asyncio.Event) -> None:
+        period = max(1.0, self.lease.total_seconds() / 3)
+        while not stop.is_set():
+            await asyncio.sleep(period)
+            await self.renew_leases()
+
+    async def _download(self, row: Video, tally: Tally, run: _Run) -> None:
+        progress = run.progress
+        progress.started(row.id, row.name, row.size)
+        try:
+            async with self.db.session() as session:
+                source = await _get_source(session, row.source_id)
+            connection = source.connection
+            provider = await self.provider_for(connection)
+            staged = await stage(
+                provider,
+                _remote(row),
+                self.store.part_path(row.id),
+                on_bytes=lambda n: progress.advanced(row.id, n),
+            )
+            done = await asyncio.to_thread(self._prepare_publish, row, staged)
+        except asyncio.CancelledError:
+            progress.finished(row.id, ok=False)
+            raise
+        except Exception as exc:
+            if not isinstance(exc, ProviderError):
+                log.exception("unexpected error fetching video %s", row.id)
+            verdict = judge(exc, row.attempts, self.policy, utcnow())
+            await self._apply_failure(row, verdict, tally, run)
+            progress.finished(row.id, ok=not verdict.counts_as_failure)
+            return
+        tally.downloaded += 1
+        tally.bytes += staged.size
+        run.batch.add(done)
+        progress.finished(row.id, ok=True)
+
+    def _prepare_publish(self, row: Video, staged: Staged) -> _Done:
+        """Probe the staged file and decide its place (runs in a thread)."""
+        info = media.probe(staged.path)
+        start = row.recorded_start or info.recorded_start
+        when = start or row.modified_at or utcnow()
+        placement = self.store.placement(row.source_id, row.camera, when, row.name)
+        values = {
+            "state": VideoState.DONE,
+            "lease_owner": None,
+            "lease_expires_at": None,
+            "error": None,
+            "size": staged.size,
+            "bytes_done": staged.size,
+            "sha256": staged.sha256,
+            "duration_s": info.duration_s,
+            "codecs": info.codecs,
+            "probe_error": info.error,
+            "recorded_start": start,
+            "downloaded_at": utcnow(),
+        }
+        return _Done(row.id, row.source_id, staged, placement, values)
+
+    async def _apply_failure(self, row: Video, verdict: Verdict, tally: Tally, run: _Run) -> None:
+        async with self.db.transaction() as session:
+            await session.execute(update(Video).where(Video.id == row.id).values(**verdict.values))
+            source = await session.get(Source, row.source_id)
+            assert source is not None
+            if verdict.reauth:
+                run.blocked.add(source.connection_id)
+                await session.execute(
+                    update(Connection)
+                    .where(Connection.id == source.connection_id)
+                    .values(
+                        status=ConnectionStatus.REAUTH_REQUIRED,
+                        status_detail=verdict.values["error"],
+                    )
+                )
+            if verdict.pause_connection_for is not None:
+                run.blocked.add(source.connection_id)
+                run.rate_limits.add(source.connection_id, verdict.pause_connection_for)
+                await session.execute(
+                    update(Connection)
+                    .where(Connection.id == source.connection_id)
+                    .values(paused_until=utcnow() + timedelta(seconds=verdict.pause_connection_for))
+                )
+        if verdict.counts_as_failure:
+            tally.failed += 1
+        elif verdict.values.get("state") == VideoState.SKIPPED:
+            tally.skipped += 1
+
+    async def commit_done(self, items: Sequence[_Done]) -> None:
+        """Make staged files durable, link them into place, then record them as done."""
+        if not items:
+            return
+        await asyncio.to_thread(self._link_all, items)
+        async with self.db.transaction() as session:
+            await session.execute(
+                update(Video), [{"id": item.video_id, **item.values} for item in items]
+            )
+        await asyncio.to_thread(self._unlink_parts, items)
+
+    def _link_all(self, items: Sequence[_Done]) -> None:
+        if self.store.fsync:
+            durability.sync_filesystem(self.store.staging_dir)
+        for item in items:
+            target = self.store.link(item.staged.path, item.placement)
+            item.values["local_path"] = str(target)
+        if self.store.fsync:
+            durability.sync_filesystem(self.store.videos_dir)
+
+    def _unlink_parts(self, items: Sequence[_Done]) -> None:
+        for item in items:
+            item.staged.path.unlink(missing_ok=True)
+
+    # ---------------------------------------------------------------- runs
+    async def sync(
+        self,
+        source_ids: Sequence[int] | None = None,
+        *,
+        progress: ProgressSink | None = None,
+        stop: asyncio.Event | None = None,
+    ) -> SyncReport:
+        """What `vpack sync` does: requeue failures, scan, then download everything."""
+        progress = progress or NullProgress()
+        async with self.db.session() as session:
+            query = select(Source).order_by(Source.id)
+            if source_ids:
+                query = query.where(Source.id.in_(source_ids))
+            sources = list((await session.execute(query)).scalars())
+        report = SyncReport([Tally(source_id=s.id, name=s.name) for s in sources])
+        by_id = {t.source_id: t for t in report.sources}
+        runs = {s.id: await self._start_run(s.id) for s in sources}
+        await self.recover_dead_workers()
+        await self.requeue(by_id)
+        for source in sources:
+            await self.scan_source(source.id, by_id[source.id])
+            progress.scanned(source.id, by_id[source.id].new)
+        progress.planned(*await self.pending_bytes(by_id))
+        tallies = await self.run_downloads(by_id, due_only=True, stop=stop, progress=progress)
+        for source_id, tally in tallies.items():
+            mine = by_id[source_id]
+            mine.downloaded += tally.downloaded
+            mine.bytes += tally.bytes
+            mine.failed += tally.failed
+            mine.skipped += tally.skipped
+        for tally in report.sources:
+            await self._finish_run(runs[tally.source_id], tally)
+        return report
+
+    async def pending_bytes(self, source_ids: Iterable[int]) -> tuple[int, int]:
+        """(videos, bytes) waiting to be fetched for these sources."""
+        async with self.db.session() as session:
+            row = (
+                await session.execute(
+                    select(func.count(Video.id), func.coalesce(func.sum(Video.size), 0)).where(
+                        Video.source_id.in_(list(source_ids)), Video.state == VideoState.PENDING
+                    )
+                )
+            ).one()
+        return int(row[0] or 0), int(row[1] or 0)
+
+    async def _start_run(self, source_id: int) -> int:
+        async with self.db.transaction() as session:
+            run = SyncRun(source_id=source_id)
+            session.add(run)
+            await session.flush()
+            return run.id
+
+    async def _finish_run(self, run_id: int, tally: Tally) -> None:
+        async with self.db.transaction() as session:
+            await session.execute(
+                update(SyncRun)
+                .where(SyncRun.id == run_id)
+                .values(
+                    finished_at=utcnow(),
+                    status="failed" if (tally.failed or tally.error) else "ok",
+                    new=tally.new,
+                    removed=tally.removed,
+                    downloaded=tally.downloaded,
+                    failed=tally.failed,
+                    bytes=tally.bytes,
+                    error=tally.error,
+                )
+            )
+
+
+class _ResultBatch:
+    """Successes are committed in groups: one filesystem sync and one UPDATE per group."""
+
+    def __init__(self, engine: SyncEngine) -> None:
+        self.engine = engine
+        self.items: list[_Done] = []
+        self.bytes = 0
+        self.first_at: float | None = None
+        self.lock = asyncio.Lock()
+
+    def add(self, item: _Done) -> None:
+        self.items.append(item)
+        self.bytes += item.staged.size
+        if self.first_at is None:
+            self.first_at = asyncio.get_running_loop().time()
+
+    async def flush_if_due(self) -> None:
+        if not self.items:
+            return
+        age = asyncio.get_running_loop().time() - (self.first_at or 0)
+        if (
+            len(self.items) >= RESULT_BATCH
+            or self.bytes >= RESULT_BATCH_BYTES
+            or age >= RESULT_MAX_DELAY
+        ):
+            await self.flush()
+
+    async def flush(self) -> None:
+        async with self.lock:
+            items, self.items, self.bytes, self.first_at = self.items, [], 0, None
+            await asyncio.shield(self.engine.commit_done(items))
+
+
+class _RateLimits:
+    """Connections told to slow down during one pass, and the longest wait asked."""
+
+    def __init__(self) -> None:
+        self.connections: set[int] = set()
+        self.until: float | None = None
+
+    def add(self, connection_id: int, seconds: float) -> None:
+        self.connections.add(connection_id)
+        self.until = max(self.until or 0.0, seconds)
+
+
+@dataclass
+class _Run:
+    """State shared by the claimer and workers of one run_downloads call."""
+
+    source_ids: list[int] | None
+    due_only: bool
+    progress: ProgressSink
+    batch: _ResultBatch
+    tallies: dict[int, Tally] = field(default_factory=dict)
+    blocked: set[int] = field(default_factory=set)  # connections paused or needing reauth
+    rate_limits: _RateLimits = field(default_factory=_RateLimits)
+
+
+async def _until_stopped(work: Coroutine[Any, Any, Any], stop: asyncio.Event) -> bool:
+    """Run `work` unless `stop` is set first (then cancel it). True if it finished."""
+    task = asyncio.ensure_future(work)
+    stopper = asyncio.ensure_future(stop.wait())
+    try:
+        await asyncio.wait({task, stopper}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        stopper.cancel()
+    if not task.done():
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+        return False
+    task.result()  # re-raise a failure of the work itself
+    return True
+
+
+def _remote(row: Video) -> RemoteVideo:
+    return RemoteVideo(
+        remote_id=row.remote_id,
+        revision=row.revision,
+        name=row.name,
+        camera=row.camera,
+        size=row.size,
+        hash=row.remote_hash,
+        modified_at=row.modified_at,
+        recorded_start=row.recorded_start,
+        recorded_end=row.recorded_end,
+        path=row.remote_path,
+        extra=row.extra,
+    )
+
+
+async def _get_source(session: AsyncSession, source_id: int) -> Source:
+    source = (
+        await session.execute(
+            select(Source).options(selectinload(Source.connection)).where(Source.id == source_id)
+        )
+    ).scalar_one_or_none()
+    if source is None:
+        raise LookupError(f"no source with id {source_id}")
+    return source
+
+
+def _chunks(items: list[str], size: int) -> Iterable[list[str]]:
+    for i in range(0, len(items), size):
+        yield items[i : i + size]
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True

@@ -1,0 +1,88 @@
+"""Running the engine's steps in the background: the local (asyncio) executor."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+from collections.abc import Callable
+
+from vpack.sync.engine import SyncEngine
+from vpack.sync.scheduler import due_sources
+
+log = logging.getLogger(__name__)
+
+
+class LocalExecutor:
+    """Scans each source on its interval and downloads what is due, in this process."""
+
+    def __init__(self, engine: SyncEngine, tick_seconds: float) -> None:
+        self.engine = engine
+        self.tick = tick_seconds
+        self.wake = asyncio.Event()  # set when a scan found something to download
+
+    async def run(self, stop: asyncio.Event) -> None:
+        released = await self.engine.recover_dead_workers()
+        if released:
+            log.info("took back %d videos from a worker that died", released)
+        async with asyncio.TaskGroup() as group:
+            group.create_task(self._scan_loop(stop))
+            group.create_task(self._download_loop(stop))
+        await self.engine.aclose()
+
+    async def _scan_loop(self, stop: asyncio.Event) -> None:
+        while not stop.is_set():
+            for source_id in await due_sources(self.engine.db):
+                if stop.is_set():
+                    return
+                try:
+                    tally = await self.engine.scan_source(source_id)
+                except Exception:
+                    log.exception("scan of source %s failed", source_id)
+                    continue
+                if tally.error:
+                    log.warning("source %s: %s", source_id, tally.error)
+                if tally.new:
+                    self.wake.set()
+            await _sleep_or(stop, self.tick)
+
+    async def _download_loop(self, stop: asyncio.Event) -> None:
+        while not stop.is_set():
+            try:
+                tallies = await self.engine.run_downloads(due_only=True, stop=stop)
+            except Exception:
+                log.exception("download pass failed")
+                tallies = {}
+            for tally in tallies.values():
+                if tally.downloaded or tally.failed:
+                    log.info(
+                        "source %s: %d downloaded (%d bytes), %d failed",
+                        tally.source_id,
+                        tally.downloaded,
+                        tally.bytes,
+                        tally.failed,
+                    )
+            self.wake.clear()
+            await _sleep_or(stop, self.tick, self.wake)
+
+
+async def _sleep_or(stop: asyncio.Event, seconds: float, *others: asyncio.Event) -> None:
+    waits = [asyncio.ensure_future(e.wait()) for e in (stop, *others)]
+    try:
+        await asyncio.wait(waits, timeout=seconds, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for w in waits:
+            w.cancel()
+
+
+def install_stop_signals(stop: asyncio.Event) -> Callable[[], None]:
+    """SIGTERM and SIGINT set `stop`; returns a function that removes the handlers."""
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+
+    def remove() -> None:
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.remove_signal_handler(sig)
+
+    return remove
