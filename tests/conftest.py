@@ -1,0 +1,82 @@
+"""Shared fixtures: a database on SQLite (always) and PostgreSQL (when configured)."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import pytest
+from sqlalchemy import create_engine, text
+from sqlalchemy.engine import make_url
+
+from vpack.services import Services, build, prepare
+from vpack.settings import Settings
+
+PG_URL = os.environ.get("VPACK_TEST_DATABASE_URL")
+BACKENDS = ["sqlite", "postgresql"] if PG_URL else ["sqlite"]
+
+
+def _pg_schema_url(schema: str) -> str:
+    assert PG_URL is not None
+    url = make_url(PG_URL).set(drivername="postgresql+psycopg")
+    return url.update_query_dict({"options": f"-csearch_path={schema}"}).render_as_string(
+        hide_password=False
+    )
+
+
+@pytest.fixture(params=BACKENDS)
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """A fresh, empty database: a SQLite file, or a PostgreSQL schema of its own."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'vpack.db'}"
+        return
+    schema = f"t_{uuid.uuid4().hex[:12]}"
+    admin = create_engine(make_url(PG_URL).set(drivername="postgresql+psycopg"))
+    with admin.begin() as conn:
+        conn.execute(text(f'CREATE SCHEMA "{schema}"'))
+    try:
+        yield _pg_schema_url(schema)
+    finally:
+        with admin.begin() as conn:
+            conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
+        admin.dispose()
+
+
+@pytest.fixture
+def settings(tmp_path: Path, database_url: str) -> Settings:
+    return Settings(
+        data_dir=tmp_path / "data",
+        database_url=database_url,
+        concurrency=3,
+        lease_seconds=60,
+        retry_base_seconds=0.05,
+        retry_cap_seconds=0.2,
+        max_attempts=3,
+        scheduler_tick_seconds=0.2,
+    )
+
+
+@pytest.fixture
+async def services(settings: Settings) -> AsyncIterator[Services]:
+    prepare(settings)
+    built = build(settings)
+    try:
+        yield built
+    finally:
+        await built.aclose()
+
+
+@pytest.fixture
+def cli_env(settings: Settings) -> dict[str, str]:
+    """Environment for running `vpack` against the test's data dir and database."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("VPACK_")}
+    env.update(
+        VPACK_DATA_DIR=str(settings.data_dir),
+        VPACK_DATABASE_URL=settings.sqlalchemy_url,
+        VPACK_RETRY_BASE_SECONDS="0.05",
+        VPACK_RETRY_CAP_SECONDS="0.2",
+        VPACK_MAX_ATTEMPTS="3",
+    )
+    return env
