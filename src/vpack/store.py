@@ -19,20 +19,27 @@ def safe_name(name: str | bytes, fallback: str = "video") -> str:
     """One path component that is harmless on every common filesystem.
 
     Undecodable bytes become U+FFFD, control characters and separators become
-    "_", the result is NFC-normalised, never "." or "..", never starts with a
-    dot (no hidden files) and fits in 255 UTF-8 bytes with its extension kept.
+    "_", the result is NFC-normalised, never "." or ".." (nor only dots and
+    underscores), never starts with a dot (no hidden files) and fits in 255
+    UTF-8 bytes with its extension kept.
     """
     if isinstance(name, bytes):
         name = name.decode("utf-8", errors="replace")
-    # Surrogate escapes (from os.fsdecode) cannot be encoded: treat them as bad bytes.
-    name = name.encode("utf-8", errors="replace").decode("utf-8")
+    # Surrogate escapes (from os.fsdecode) stand for undecodable bytes: make them U+FFFD.
+    try:
+        raw = name.encode("utf-8", errors="surrogateescape")
+    except UnicodeEncodeError:  # lone surrogates that are not escapes
+        raw = name.encode("utf-8", errors="replace")
+    name = raw.decode("utf-8", errors="replace")
     name = unicodedata.normalize("NFC", name)
     cleaned = "".join(
         "_" if (ch in _FORBIDDEN or unicodedata.category(ch) in ("Cc", "Cf", "Zl", "Zp")) else ch
         for ch in name
     )
-    cleaned = cleaned.strip().rstrip(". ").lstrip(".")
-    if cleaned in _RESERVED:
+    cleaned = cleaned.strip().rstrip(". ")
+    if cleaned.startswith("."):  # no hidden files; "..x.mp4" keeps its extension
+        cleaned = "_" + cleaned[1:]
+    if cleaned in _RESERVED or set(cleaned) <= {"_", "."}:
         cleaned = fallback
     return _fit(cleaned, MAX_NAME_BYTES)
 

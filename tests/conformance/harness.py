@@ -1,0 +1,74 @@
+"""What a provider's test double must offer so the shared contract can run against it."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from typing import Any, ClassVar
+
+from vpack.providers.base import Provider
+
+# Capabilities a harness may declare. A contract case that needs one is only
+# generated for harnesses that have it (never skipped), so every listed case
+# really runs for every provider that can express it.
+RANGED = "ranged"  # open(video, offset) continues mid-file
+RATE_LIMIT = "rate_limit"  # the emulator can answer "slow down"
+TOKEN_EXPIRY = "token_expiry"  # the emulator can expire the access token
+CUT_STREAM = "cut_stream"  # the emulator can drop a download mid-file
+WRONG_HASH = "wrong_hash"  # the emulator can send bytes that do not match the hash
+CAPABILITIES = {RANGED, RATE_LIMIT, TOKEN_EXPIRY, CUT_STREAM, WRONG_HASH}
+
+
+class Harness(ABC):
+    """One provider plus the emulator (or real local part) standing in for its vendor."""
+
+    name: ClassVar[str]
+    provider_name: ClassVar[str]
+    capabilities: ClassVar[frozenset[str]] = frozenset()
+
+    @abstractmethod
+    def connection_config(self) -> dict[str, Any]:
+        """Stored connection config that reaches the emulator with valid credentials."""
+
+    @abstractmethod
+    def bad_connection_config(self) -> dict[str, Any]:
+        """Config that must fail check() with a clear error (wrong key, missing path)."""
+
+    @abstractmethod
+    def selection(self) -> str:
+        """The node id to sync (a folder, bucket prefix or channel)."""
+
+    def source_options(self) -> dict[str, Any]:
+        return {}
+
+    @abstractmethod
+    async def add_video(self, camera: str, name: str, data: bytes) -> None:
+        """Make a new recording appear at the source under `camera`."""
+
+    @abstractmethod
+    async def remove_video(self, camera: str, name: str) -> None:
+        """Make a recording disappear at the source."""
+
+    @abstractmethod
+    async def add_folders(self, parent: str | None, names: list[str]) -> str:
+        """Create child folders under `parent` (None: the selection); return the parent id."""
+
+    # Fault knobs: only called when the matching capability is declared.
+    async def rate_limit_next(self, requests: int, retry_after: float) -> None:
+        raise AssertionError(f"{self.name} declared no {RATE_LIMIT}")
+
+    async def expire_token(self) -> None:
+        raise AssertionError(f"{self.name} declared no {TOKEN_EXPIRY}")
+
+    async def cut_next_download(self, after_bytes: int) -> None:
+        raise AssertionError(f"{self.name} declared no {CUT_STREAM}")
+
+    async def corrupt_next_download(self) -> None:
+        raise AssertionError(f"{self.name} declared no {WRONG_HASH}")
+
+    def build(self, config: dict[str, Any] | None = None) -> Provider:
+        from vpack.providers.registry import build_provider
+
+        return build_provider(self.provider_name, config or self.connection_config())
+
+    async def aclose(self) -> None:  # noqa: B027 - the local harness has nothing to stop
+        """Stop the emulator."""

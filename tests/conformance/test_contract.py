@@ -1,0 +1,270 @@
+"""The contract every provider passes against its emulator: written once, run for each."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+
+import pytest
+from sqlalchemy import select
+
+from tests.conformance.harness import (
+    CUT_STREAM,
+    RANGED,
+    RATE_LIMIT,
+    TOKEN_EXPIRY,
+    WRONG_HASH,
+    Harness,
+)
+from vpack import catalog
+from vpack.db.models import Connection, Video, VideoState
+from vpack.providers.base import (
+    BadConfig,
+    Checkpoint,
+    Found,
+    Permanent,
+    ProviderError,
+    RemoteVideo,
+)
+from vpack.providers.registry import source_options
+from vpack.services import Services
+
+CLIP = os.urandom(300_000)
+
+
+async def _scan_all(
+    harness: Harness, cursor: str | None = None
+) -> tuple[list[RemoteVideo], str | None]:
+    provider = harness.build()
+    options = source_options(harness.provider_name, harness.source_options())
+    found: list[RemoteVideo] = []
+    last: Checkpoint | None = None
+    try:
+        async for event in provider.scan(harness.selection(), cursor, options):
+            if isinstance(event, Found):
+                found.append(event.video)
+            elif isinstance(event, Checkpoint):
+                last = event
+    finally:
+        await provider.aclose()
+    assert last is not None, "a scan must end with a Checkpoint"
+    return found, last.cursor
+
+
+async def _read(harness: Harness, video: RemoteVideo, offset: int = 0) -> bytes:
+    provider = harness.build()
+    try:
+        return b"".join([chunk async for chunk in provider.open(video, offset)])
+    finally:
+        await provider.aclose()
+
+
+async def _source(services: Services, harness: Harness) -> int:
+    async with services.db.transaction() as session:
+        connection = Connection(
+            provider=harness.provider_name, name=harness.name, config=harness.connection_config()
+        )
+        session.add(connection)
+        await session.flush()
+        connection_id = connection.id
+    return await catalog.add_source(
+        services.db,
+        connection_id=connection_id,
+        name=f"{harness.name} source",
+        selections=[harness.selection()],
+        options=harness.source_options(),
+        interval_s=60,
+    )
+
+
+async def _videos(services: Services, source_id: int) -> list[Video]:
+    async with services.db.session() as session:
+        rows = await session.execute(
+            select(Video).where(Video.source_id == source_id).order_by(Video.id)
+        )
+        return list(rows.scalars())
+
+
+def _published(services: Services, video: Video) -> bytes:
+    assert video.local_path, f"{video.name} has no local copy"
+    return services.store.absolute(video.local_path).read_bytes()
+
+
+# ---------------------------------------------------------------- connection
+async def test_check_names_what_it_reaches(harness: Harness) -> None:
+    provider = harness.build()
+    identity = await provider.check()
+    await provider.aclose()
+    assert identity.id and identity.label
+
+
+async def test_bad_credentials_give_a_clear_error(harness: Harness) -> None:
+    provider = harness.build(harness.bad_connection_config())
+    with pytest.raises(ProviderError) as caught:
+        await provider.check()
+    await provider.aclose()
+    message = str(caught.value)
+    assert len(message) > 10 and "Traceback" not in message
+    assert isinstance(caught.value, BadConfig | Permanent) or "auth" in message.lower()
+
+
+# ---------------------------------------------------------------- browse
+async def test_browse_lists_child_folders(harness: Harness) -> None:
+    parent = await harness.add_folders(None, ["Cam1", "Cam2"])
+    provider = harness.build()
+    page = await provider.browse(parent)
+    await provider.aclose()
+    assert {n.name for n in page.nodes} >= {"Cam1", "Cam2"}
+    assert all(n.id for n in page.nodes)
+
+
+async def test_browse_pages_through_big_folders(harness: Harness) -> None:
+    provider = harness.build()
+    count = provider.features.page_size * 2 + 7
+    names = [f"folder-{i:05d}" for i in range(count)]
+    parent = await harness.add_folders(None, names)
+    seen: list[str] = []
+    page_token: str | None = None
+    pages = 0
+    while True:
+        page = await provider.browse(parent, page_token)
+        pages += 1
+        assert len(page.nodes) <= provider.features.page_size
+        seen.extend(n.name for n in page.nodes)
+        page_token = page.next_page
+        if page_token is None:
+            break
+    await provider.aclose()
+    assert pages >= 3
+    assert sorted(seen) == names, "every child exactly once across pages"
+
+
+# ---------------------------------------------------------------- scan
+async def test_scan_from_empty_finds_every_video(harness: Harness) -> None:
+    await harness.add_video("Cam1", "a.mp4", CLIP)
+    await harness.add_video("Cam1", "b.mp4", CLIP[:1000])
+    await harness.add_video("Cam2", "c.mp4", b"c" * 5000)
+    found, _ = await _scan_all(harness)
+    by_name = {v.name: v for v in found}
+    assert set(by_name) == {"a.mp4", "b.mp4", "c.mp4"}
+    assert by_name["a.mp4"].camera == "Cam1" and by_name["c.mp4"].camera == "Cam2"
+    assert by_name["b.mp4"].size == 1000
+    assert len({v.remote_id for v in found}) == 3
+
+
+async def test_scan_from_cursor_finds_what_is_new(services: Services, harness: Harness) -> None:
+    await harness.add_video("Cam1", "a.mp4", CLIP)
+    source_id = await _source(services, harness)
+    first = await services.engine.sync([source_id])
+    assert (first.total("new"), first.total("downloaded")) == (1, 1)
+    await harness.add_video("Cam1", "b.mp4", b"second clip")
+    second = await services.engine.sync([source_id])
+    assert (second.total("new"), second.total("downloaded")) == (1, 1)
+    rows = await _videos(services, source_id)
+    assert [r.name for r in rows] == ["a.mp4", "b.mp4"]
+    assert _published(services, rows[1]) == b"second clip"
+
+
+async def test_nothing_new_fetches_nothing(services: Services, harness: Harness) -> None:
+    await harness.add_video("Cam1", "a.mp4", CLIP)
+    source_id = await _source(services, harness)
+    await services.engine.sync([source_id])
+    again = await services.engine.sync([source_id])
+    assert again.as_dict()["new"] == 0 and again.as_dict()["downloaded"] == 0
+    assert len(await _videos(services, source_id)) == 1
+
+
+async def test_removal_is_recorded_and_our_copy_kept(services: Services, harness: Harness) -> None:
+    await harness.add_video("Cam1", "a.mp4", CLIP)
+    await harness.add_video("Cam1", "b.mp4", b"bbb")
+    source_id = await _source(services, harness)
+    await services.engine.sync([source_id])
+    await harness.remove_video("Cam1", "a.mp4")
+    report = await services.engine.sync([source_id])
+    assert report.total("removed") == 1
+    rows = {r.name: r for r in await _videos(services, source_id)}
+    assert rows["a.mp4"].removed_at is not None and rows["b.mp4"].removed_at is None
+    assert _published(services, rows["a.mp4"]) == CLIP
+
+
+async def test_every_copy_is_verified(services: Services, harness: Harness) -> None:
+    await harness.add_video("Cam1", "a.mp4", CLIP)
+    await harness.add_video("Cam2", "b.mp4", CLIP[::-1])
+    source_id = await _source(services, harness)
+    report = await services.engine.sync([source_id])
+    assert report.ok and report.total("bytes") == 2 * len(CLIP)
+    for row in await _videos(services, source_id):
+        data = _published(services, row)
+        assert row.state == VideoState.DONE
+        assert row.sha256 == hashlib.sha256(data).hexdigest()
+        assert data == (CLIP if row.name == "a.mp4" else CLIP[::-1])
+    assert not list(services.store.staging_dir.iterdir()), "no .part left behind"
+
+
+# ---------------------------------------------------------------- reads
+@pytest.mark.needs(RANGED)
+async def test_ranged_read_starts_at_offset(harness: Harness) -> None:
+    await harness.add_video("Cam1", "a.mp4", CLIP)
+    (video,) = (await _scan_all(harness))[0]
+    assert await _read(harness, video, 123_456) == CLIP[123_456:]
+    assert await _read(harness, video) == CLIP
+
+
+@pytest.mark.needs(RANGED)
+async def test_interrupted_download_resumes(services: Services, harness: Harness) -> None:
+    await harness.add_video("Cam1", "a.mp4", CLIP)
+    source_id = await _source(services, harness)
+    await services.engine.scan_source(source_id)
+    (row,) = await _videos(services, source_id)
+    part = services.store.part_path(row.id)
+    part.parent.mkdir(parents=True, exist_ok=True)
+    part.write_bytes(CLIP[:100_000])  # what an earlier, interrupted attempt left
+    tallies = await services.engine.run_downloads([source_id])
+    assert tallies[source_id].downloaded == 1
+    (row,) = await _videos(services, source_id)
+    assert _published(services, row) == CLIP
+    assert row.sha256 == hashlib.sha256(CLIP).hexdigest()
+
+
+@pytest.mark.needs(CUT_STREAM)
+async def test_cut_stream_is_retried_and_completed(services: Services, harness: Harness) -> None:
+    await harness.add_video("Cam1", "a.mp4", CLIP)
+    source_id = await _source(services, harness)
+    await harness.cut_next_download(after_bytes=50_000)
+    await services.engine.sync([source_id])
+    report = await services.engine.sync([source_id])
+    (row,) = await _videos(services, source_id)
+    assert row.state == VideoState.DONE and _published(services, row) == CLIP, report
+
+
+@pytest.mark.needs(WRONG_HASH)
+async def test_wrong_checksum_is_never_published(services: Services, harness: Harness) -> None:
+    await harness.add_video("Cam1", "a.mp4", CLIP)
+    source_id = await _source(services, harness)
+    await harness.corrupt_next_download()
+    first = await services.engine.sync([source_id])
+    assert first.total("failed") == 1
+    assert not any(services.store.videos_dir.rglob("*.mp4"))
+    await services.engine.sync([source_id])
+    (row,) = await _videos(services, source_id)
+    assert _published(services, row) == CLIP
+
+
+# ---------------------------------------------------------------- throttling and auth
+@pytest.mark.needs(RATE_LIMIT)
+async def test_rate_limit_waits_without_failing(services: Services, harness: Harness) -> None:
+    await harness.add_video("Cam1", "a.mp4", CLIP)
+    source_id = await _source(services, harness)
+    await services.engine.scan_source(source_id)
+    await harness.rate_limit_next(requests=1, retry_after=1)
+    tallies = await services.engine.run_downloads([source_id])
+    assert tallies[source_id].failed == 0 and tallies[source_id].downloaded == 1
+
+
+@pytest.mark.needs(TOKEN_EXPIRY)
+async def test_expired_token_is_refreshed(services: Services, harness: Harness) -> None:
+    await harness.add_video("Cam1", "a.mp4", CLIP)
+    source_id = await _source(services, harness)
+    await harness.expire_token()
+    report = await services.engine.sync([source_id])
+    assert report.ok and report.total("downloaded") == 1
