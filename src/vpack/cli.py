@@ -17,7 +17,7 @@ from vpack import __version__, catalog
 from vpack.db.models import Video, VideoState
 from vpack.providers.base import ProviderError
 from vpack.services import Services, build, prepare
-from vpack.settings import Settings, get_settings
+from vpack.settings import Settings
 from vpack.sync.executors import LocalExecutor, install_stop_signals
 from vpack.sync.progress import ProgressSink
 
@@ -26,7 +26,7 @@ T = TypeVar("T")
 
 def _settings() -> Settings:
     try:
-        return get_settings()
+        return Settings()
     except Exception as exc:  # pydantic's message names the bad variable
         raise click.ClickException(f"bad VPACK_* setting: {exc}") from None
 

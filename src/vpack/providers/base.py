@@ -37,7 +37,15 @@ class NotFound(ProviderError):
 
 
 class Transient(ProviderError):
-    """Worth retrying later with backoff (network cut, file still changing)."""
+    """Worth retrying later with backoff (network cut, file still changing).
+
+    `restart=True` says the bytes received so far are not a prefix of the video
+    (it changed under us), so a retry must not resume from them.
+    """
+
+    def __init__(self, message: str, *, restart: bool = False) -> None:
+        super().__init__(message)
+        self.restart = restart
 
 
 class Permanent(ProviderError):

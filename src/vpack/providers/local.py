@@ -177,7 +177,7 @@ class LocalProvider(Provider):
             # refuse it; the next scan offers the new revision once it settles.
             now = await asyncio.to_thread(_stat_or_none, path)
             if now is None or _revision(now) != video.revision:
-                raise Transient(f"{video.path} changed while it was being copied")
+                raise Transient(f"{video.path} changed while it was being copied", restart=True)
         finally:
             await asyncio.to_thread(handle.close)
 

@@ -564,6 +564,8 @@ class SyncEngine:
             if not isinstance(exc, ProviderError):
                 log.exception("unexpected error fetching video %s", row.id)
             verdict = judge(exc, row.attempts, self.policy, utcnow())
+            if verdict.final or getattr(exc, "restart", False):
+                await asyncio.to_thread(self.store.discard, row.id)
             await self._apply_failure(row, verdict, tally, run)
             progress.finished(row.id, ok=not verdict.counts_as_failure)
             return

@@ -33,6 +33,11 @@ class Verdict:
     pause_connection_for: float | None = None
     reauth: bool = False
 
+    @property
+    def final(self) -> bool:
+        """No retry will come: staged bytes can go."""
+        return self.values.get("state") in (VideoState.FAILED, VideoState.SKIPPED)
+
 
 def judge(exc: BaseException, attempts: int, policy: RetryPolicy, now: datetime) -> Verdict:
     """Map an error raised while fetching a video onto its row's next state."""
