@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import sys
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import Any, TypeVar
 
 import click
+import uvicorn
 from sqlalchemy import select
 
 from vpack import __version__, catalog
@@ -116,11 +118,10 @@ def sources_add() -> None:
 @click.option("--json", "as_json", is_flag=True, help='Print {"id": ...}.')
 def add_local(name: str, path: Path, interval: int, settle: float, as_json: bool) -> None:
     """A folder on this machine (first-level sub-folders are cameras)."""
-    settings = _settings()
     folder = path.expanduser().absolute()
-    catalog.refuse_store_overlap(folder, settings.data_dir) if folder.exists() else None
 
     async def work(s: Services) -> int:
+        catalog.refuse_store_overlap(folder, s.settings.data_dir)
         connection_id = await catalog.local_connection(s.db)
         return await catalog.add_source(
             s.db,
@@ -131,10 +132,7 @@ def add_local(name: str, path: Path, interval: int, settle: float, as_json: bool
             interval_s=interval,
         )
 
-    try:
-        source_id = _run(work)
-    except ProviderError as exc:  # raised before asyncio.run: the overlap check
-        raise click.ClickException(str(exc)) from None
+    source_id = _run(work)
     if as_json:
         _emit({"id": source_id})
     else:
@@ -310,8 +308,6 @@ def worker() -> None:
 @click.option("--port", default=8000, show_default=True, type=int)
 def serve(host: str, port: int) -> None:
     """The web service (API) with the sync worker running inside it."""
-    import uvicorn
-
     from vpack.api.app import create_app
 
     settings = _settings()
@@ -319,7 +315,22 @@ def serve(host: str, port: int) -> None:
         prepare(settings)
     except Exception as exc:
         raise click.ClickException(f"cannot open the database: {exc}") from None
-    uvicorn.run(create_app(settings), host=host, port=port, log_level="info")
+    server = _Server(uvicorn.Config(create_app(settings), host=host, port=port, log_level="info"))
+    server.run()
+
+
+class _Server(uvicorn.Server):
+    """uvicorn's server, but a SIGTERM that ended in a clean shutdown exits 0.
+
+    uvicorn re-raises the caught signal after shutting down, which makes
+    service managers and scripts see a crash (-15) for a clean stop.
+    """
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        with super().capture_signals():
+            yield
+            self._captured_signals.clear()
 
 
 def _human(n: int) -> str:
