@@ -21,24 +21,26 @@ from sqlalchemy.ext.asyncio import (
 MIGRATIONS = Path(__file__).parent / "migrations"
 
 
-def sync_url(url: str) -> URL:
-    """The URL with a synchronous driver (for Alembic)."""
+# backend -> (sync driver for Alembic, asyncio driver for the service and engine);
+# psycopg 3 is both.
+_DRIVERS = {
+    "postgresql": ("postgresql+psycopg", "postgresql+psycopg"),
+    "sqlite": ("sqlite", "sqlite+aiosqlite"),
+}
+
+
+def _with_driver(url: str, asynchronous: bool) -> URL:
     parsed = make_url(url)
-    if parsed.get_backend_name() == "postgresql":
-        return parsed.set(drivername="postgresql+psycopg")
-    if parsed.get_backend_name() == "sqlite":
-        return parsed.set(drivername="sqlite")
-    return parsed
+    drivers = _DRIVERS.get(parsed.get_backend_name())
+    return parsed.set(drivername=drivers[asynchronous]) if drivers else parsed
+
+
+def sync_url(url: str) -> URL:
+    return _with_driver(url, asynchronous=False)
 
 
 def async_url(url: str) -> URL:
-    """The URL with an asyncio driver (for the service and engine)."""
-    parsed = make_url(url)
-    if parsed.get_backend_name() == "postgresql":
-        return parsed.set(drivername="postgresql+psycopg")
-    if parsed.get_backend_name() == "sqlite":
-        return parsed.set(drivername="sqlite+aiosqlite")
-    return parsed
+    return _with_driver(url, asynchronous=True)
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
