@@ -67,6 +67,41 @@ class Base(DeclarativeBase):
     }
 
 
+class Role(enum.StrEnum):
+    ADMIN = "admin"
+    USER = "user"
+
+
+class User(Base):
+    """A person who signs in; everything they connect is theirs alone."""
+
+    __tablename__ = "users"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    email: Mapped[str] = mapped_column(String(320), unique=True)  # stored lower-case
+    password_hash: Mapped[str] = mapped_column(String(200))
+    role: Mapped[str] = mapped_column(String(10), default=Role.USER)
+    disabled: Mapped[bool] = mapped_column(default=False)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    last_login_at: Mapped[datetime | None]
+
+
+class OAuthState(Base):
+    """One pending OAuth authorisation: single use, bound to its user, short-lived."""
+
+    __tablename__ = "oauth_states"
+
+    state: Mapped[str] = mapped_column(String(100), primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    provider: Mapped[str] = mapped_column(String(40))
+    code_verifier: Mapped[str] = mapped_column(String(200))  # PKCE
+    connection_name: Mapped[str | None] = mapped_column(String(200))
+    connection_id: Mapped[int | None] = mapped_column(Integer)  # set when reconnecting
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    expires_at: Mapped[datetime]
+    used_at: Mapped[datetime | None]
+
+
 class ConnectionStatus(enum.StrEnum):
     OK = "ok"
     REAUTH_REQUIRED = "reauth_required"
@@ -95,7 +130,9 @@ class Connection(Base):
     __tablename__ = "connections"
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    owner_id: Mapped[int | None] = mapped_column(Integer, index=True)
+    owner_id: Mapped[int | None] = mapped_column(
+        ForeignKey("users.id", ondelete="CASCADE"), index=True
+    )  # None: the operator's (made with the CLI)
     provider: Mapped[str] = mapped_column(String(40))
     name: Mapped[str] = mapped_column(String(200))
     config: Mapped[dict[str, Any]] = mapped_column(default=dict)  # non-secret settings
@@ -116,7 +153,9 @@ class Source(Base):
     __tablename__ = "sources"
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    owner_id: Mapped[int | None] = mapped_column(Integer, index=True)
+    owner_id: Mapped[int | None] = mapped_column(
+        ForeignKey("users.id", ondelete="CASCADE"), index=True
+    )
     connection_id: Mapped[int] = mapped_column(ForeignKey("connections.id", ondelete="CASCADE"))
     name: Mapped[str] = mapped_column(String(200))
     selections: Mapped[list[str]] = mapped_column(default=list)

@@ -43,15 +43,18 @@ def async_url(url: str) -> URL:
     return _with_driver(url, asynchronous=True)
 
 
-def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
-    # WAL lets the API read while the worker writes; busy_timeout makes a second
-    # process wait for the write lock instead of failing at once.
-    cursor = dbapi_connection.cursor()
-    cursor.execute("PRAGMA journal_mode=WAL")
-    cursor.execute("PRAGMA synchronous=NORMAL")
-    cursor.execute("PRAGMA foreign_keys=ON")
-    cursor.execute("PRAGMA busy_timeout=30000")
-    cursor.close()
+def _sqlite_pragmas(foreign_keys: bool) -> Any:
+    def on_connect(dbapi_connection: Any, _record: Any) -> None:
+        # WAL lets the API read while the worker writes; busy_timeout makes a
+        # second process wait for the write lock instead of failing at once.
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.execute(f"PRAGMA foreign_keys={'ON' if foreign_keys else 'OFF'}")
+        cursor.execute("PRAGMA busy_timeout=30000")
+        cursor.close()
+
+    return on_connect
 
 
 def _prepare_sqlite_file(url: URL) -> None:
@@ -59,24 +62,29 @@ def _prepare_sqlite_file(url: URL) -> None:
         Path(url.database).parent.mkdir(parents=True, exist_ok=True)
 
 
-def make_sync_engine(url: str) -> Engine:
+def make_sync_engine(url: str, *, foreign_keys: bool = True) -> Engine:
     parsed = sync_url(url)
     _prepare_sqlite_file(parsed)
     engine = create_engine(parsed)
     if parsed.get_backend_name() == "sqlite":
-        event.listen(engine, "connect", _sqlite_pragmas)
+        event.listen(engine, "connect", _sqlite_pragmas(foreign_keys))
     return engine
 
 
-def migrate(url: str) -> None:
-    """Bring the schema to the newest migration (idempotent)."""
-    engine = make_sync_engine(url)
+def migrate(url: str, revision: str = "head") -> None:
+    """Bring the schema to `revision` (default: the newest; idempotent).
+
+    On SQLite, Alembic's batch mode rebuilds a table to alter it: with foreign
+    keys enforced, dropping the old `connections` would cascade-delete every
+    source. So migrations run with enforcement off.
+    """
+    engine = make_sync_engine(url, foreign_keys=False)
     try:
         config = AlembicConfig()
         config.set_main_option("script_location", str(MIGRATIONS))
         with engine.begin() as connection:
             config.attributes["connection"] = connection
-            command.upgrade(config, "head")
+            command.upgrade(config, revision)
     finally:
         engine.dispose()
 
@@ -94,7 +102,7 @@ class Database:
             kwargs.update(pool_size=10, max_overflow=10, pool_pre_ping=True)
         self.engine: AsyncEngine = create_async_engine(parsed, **kwargs)
         if self.is_sqlite:
-            event.listen(self.engine.sync_engine, "connect", _sqlite_pragmas)
+            event.listen(self.engine.sync_engine, "connect", _sqlite_pragmas(foreign_keys=True))
         self.sessions = async_sessionmaker(self.engine, expire_on_commit=False)
 
     @asynccontextmanager

@@ -1,0 +1,43 @@
+"""Upgrading a database that already holds data loses none of it."""
+
+from __future__ import annotations
+
+from sqlalchemy import text
+
+from vpack.db.session import make_sync_engine, migrate
+
+
+def test_upgrade_keeps_sources_and_videos(database_url: str) -> None:
+    migrate(database_url, "0001")
+    engine = make_sync_engine(database_url)
+    with engine.begin() as conn:
+        conn.execute(
+            text(
+                "INSERT INTO connections (id, provider, name, config, status, created_at, updated_at)"
+                " VALUES (1, 'local', 'Local folders', '{}', 'ok', '2025-01-01', '2025-01-01')"
+            )
+        )
+        conn.execute(
+            text(
+                "INSERT INTO sources (id, connection_id, name, selections, cameras, options, filters,"
+                " interval_s, cursors, status, created_at, updated_at) VALUES (1, 1, 'shop', '[]',"
+                " '{}', '{}', '{}', 60, '{}', 'idle', '2025-01-01', '2025-01-01')"
+            )
+        )
+        conn.execute(
+            text(
+                "INSERT INTO videos (source_id, selection, remote_id, revision, camera, name,"
+                " remote_path, extra, state, attempts, bytes_done, created_at, updated_at)"
+                " VALUES (1, '/x', 'a.mp4', '1-1', 'cam', 'a.mp4', '', '{}', 'done', 0, 0,"
+                " '2025-01-01', '2025-01-01')"
+            )
+        )
+    migrate(database_url)
+    migrate(database_url)  # again: nothing to do
+    with engine.begin() as conn:
+        assert conn.execute(text("SELECT count(*) FROM sources")).scalar() == 1
+        assert conn.execute(text("SELECT count(*) FROM videos")).scalar() == 1
+        assert conn.execute(text("SELECT count(*) FROM users")).scalar() == 0
+        version = conn.execute(text("SELECT version_num FROM alembic_version")).scalar()
+    engine.dispose()
+    assert version == "0002"
