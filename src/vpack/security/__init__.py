@@ -1,0 +1,1 @@
+"""Accounts, sessions, the credential vault and the audit trail."""
