@@ -12,10 +12,11 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.orm import selectinload
 
+from vpack.connections import ConnectionManager
 from vpack.db.models import Connection, Source, Video, VideoState
 from vpack.db.session import Database
 from vpack.providers.base import BadConfig
-from vpack.providers.registry import build_provider, source_options
+from vpack.providers.registry import source_options
 from vpack.store import VideoStore
 
 LOCAL_CONNECTION_NAME = "Local folders"
@@ -70,6 +71,7 @@ def refuse_store_overlap(folder: Path, data_dir: Path) -> None:
 
 async def add_source(
     db: Database,
+    connections: ConnectionManager,
     *,
     connection_id: int,
     name: str,
@@ -78,6 +80,7 @@ async def add_source(
     interval_s: int,
     cameras: dict[str, str] | None = None,
     owner_id: int | None = None,
+    filters: dict[str, Any] | None = None,
 ) -> int:
     """Validate with the provider, then store the source. Returns its id."""
     name = name.strip()
@@ -91,9 +94,8 @@ async def add_source(
         connection = await session.get(Connection, connection_id)
         if connection is None:
             raise BadConfig(f"no connection with id {connection_id}")
-        provider_name, config = connection.provider, dict(connection.config)
-    validated = source_options(provider_name, options).model_dump(mode="json")
-    provider = build_provider(provider_name, config)
+    validated = source_options(connection.provider, options).model_dump(mode="json")
+    provider = connections.build(connection)
     try:
         checked = [await provider.validate_selection(sel) for sel in selections]
     finally:
@@ -108,6 +110,7 @@ async def add_source(
             options=validated,
             interval_s=interval_s,
             cameras=cameras or {},
+            filters=filters or {},
         )
         session.add(source)
         await session.flush()

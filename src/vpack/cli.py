@@ -16,8 +16,13 @@ import uvicorn
 from sqlalchemy import select
 
 from vpack import __version__, catalog
-from vpack.db.models import Video, VideoState
+from vpack.accounts import AccountExists, create_user
+from vpack.db.models import Role, Video, VideoState
 from vpack.providers.base import ProviderError
+from vpack.security import audit
+from vpack.security.audit import Action
+from vpack.security.auth import WeakPassword
+from vpack.security.vault import KeyFiles, RotationResult, VaultError, rotate_keys
 from vpack.services import Services, build, prepare
 from vpack.settings import Settings
 from vpack.sync.executors import LocalExecutor, install_stop_signals
@@ -73,11 +78,18 @@ def main(verbose: bool) -> None:
 def init() -> None:
     """Create the data folder and database, and apply migrations (safe to repeat)."""
     settings = _settings()
+    key_file = KeyFiles.of(settings).current
+    created_key = None if (settings.secret_key or key_file.exists()) else key_file
     try:
         prepare(settings)
     except Exception as exc:
         raise click.ClickException(f"cannot set up the database: {exc}") from None
     click.echo(f"data folder: {settings.data_dir}")
+    if created_key is not None:
+        click.echo(
+            f"vault key:   {created_key} (new: back it up; without it stored "
+            "credentials cannot be read)"
+        )
     click.echo(f"database:    {_redact_url(settings.sqlalchemy_url)}")
 
 
@@ -125,6 +137,7 @@ def add_local(name: str, path: Path, interval: int, settle: float, as_json: bool
         connection_id = await catalog.local_connection(s.db)
         return await catalog.add_source(
             s.db,
+            s.connections,
             connection_id=connection_id,
             name=name,
             selections=[str(folder.resolve())],
@@ -283,6 +296,72 @@ def _video_dict(s: Services, v: Video) -> dict[str, Any]:
         "duration_s": v.duration_s,
         "error": v.error or v.probe_error,
     }
+
+
+# ---------------------------------------------------------------- users
+@main.group()
+def users() -> None:
+    """Accounts for the web service."""
+
+
+@users.command("create")
+@click.option("--email", required=True)
+@click.option("--admin", is_flag=True, help="An administrator (sees and manages everyone).")
+@click.option("--password-stdin", is_flag=True, help="Read the password from standard input.")
+def users_create(email: str, admin: bool, password_stdin: bool) -> None:
+    """Create an account (the password is asked for, never taken as an argument)."""
+    if password_stdin:
+        password = sys.stdin.readline().rstrip("\r\n")
+    else:
+        password = click.prompt("Password", hide_input=True, confirmation_prompt=True)
+
+    async def work(s: Services) -> int:
+        async with s.db.transaction() as session:
+            try:
+                user = await create_user(
+                    session, email, password, Role.ADMIN if admin else Role.USER
+                )
+            except (AccountExists, WeakPassword) as exc:
+                raise click.ClickException(str(exc)) from None
+            audit.record(
+                session,
+                Action.USER_CREATED,
+                target_type="user",
+                target_id=user.id,
+                email=user.email,
+                role=user.role,
+                via="cli",
+            )
+            return user.id
+
+    user_id = _run(work)
+    click.echo(
+        f"created {'administrator' if admin else 'user'} {email.strip().lower()} (id {user_id})"
+    )
+
+
+# ---------------------------------------------------------------- keys
+@main.group()
+def keys() -> None:
+    """The vault key that encrypts stored credentials."""
+
+
+@keys.command("rotate")
+def keys_rotate() -> None:
+    """Re-encrypt every stored credential under a new key, in one transaction."""
+
+    async def work(s: Services) -> RotationResult:
+        try:
+            return await rotate_keys(s.db, s.settings)
+        except VaultError as exc:
+            raise click.ClickException(str(exc)) from None
+
+    result = _run(work)
+    click.echo(
+        f"re-encrypted {result.connections_reencrypted} connection(s): key "
+        f"{result.old_key_id} -> {result.new_key_id}. Back up the new key; running "
+        "services pick it up by themselves."
+    )
 
 
 # ---------------------------------------------------------------- long-running

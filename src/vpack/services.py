@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from vpack.connections import ConnectionManager
 from vpack.db.session import Database, migrate
+from vpack.security.vault import ensure_key_file
 from vpack.settings import Settings
 from vpack.store import VideoStore
 from vpack.sync.engine import SyncEngine
@@ -16,6 +18,7 @@ class Services:
     db: Database
     store: VideoStore
     engine: SyncEngine
+    connections: ConnectionManager
 
     async def aclose(self) -> None:
         await self.engine.aclose()
@@ -25,6 +28,7 @@ class Services:
 def prepare(settings: Settings) -> None:
     """Data dir and schema, idempotent: what `vpack init` does and start-up repeats."""
     settings.data_dir.mkdir(parents=True, exist_ok=True)
+    ensure_key_file(settings)
     settings.videos_dir.mkdir(parents=True, exist_ok=True)
     settings.staging_dir.mkdir(parents=True, exist_ok=True)
     migrate(settings.sqlalchemy_url)
@@ -33,4 +37,6 @@ def prepare(settings: Settings) -> None:
 def build(settings: Settings) -> Services:
     db = Database(settings.sqlalchemy_url)
     store = VideoStore(settings.videos_dir, settings.staging_dir, fsync=settings.fsync)
-    return Services(settings, db, store, SyncEngine(db, store, settings))
+    connections = ConnectionManager(db, settings)
+    engine = SyncEngine(db, store, settings, connections)
+    return Services(settings, db, store, engine, connections)

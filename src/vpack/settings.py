@@ -19,6 +19,10 @@ class Settings(BaseSettings):
         default=None, description="SQLAlchemy URL; default is SQLite in the data dir (WAL on)."
     )
     secret_key: str | None = Field(default=None, description="Base64 32-byte vault key.")
+    previous_secret_keys: str = Field(
+        default="",
+        description="Retired vault keys still accepted for decryption, comma-separated base64.",
+    )
 
     concurrency: int = Field(default=4, ge=1, le=64, description="Downloads running at once.")
     lease_seconds: int = Field(default=300, ge=10, description="How long a claimed video is ours.")
@@ -28,6 +32,29 @@ class Settings(BaseSettings):
     fsync: bool = Field(default=True, description="Make videos durable before recording them.")
     scheduler_tick_seconds: float = Field(
         default=5.0, gt=0, description="How often due work is looked for."
+    )
+
+    session_hours: float = Field(default=12.0, gt=0, description="How long a login lasts.")
+    cookie_secure: bool = Field(
+        default=False, description="Send the session cookie over HTTPS only (set behind TLS)."
+    )
+    local_roots: str = Field(
+        default="",
+        description="Folders users may sync through the API, separated by ':' (CLI: any).",
+    )
+    api_rate_limit: str = Field(
+        default="600/minute", description="Requests per signed-in user (limits syntax)."
+    )
+    login_failure_limit: str = Field(
+        default="5/minute", description="Failed logins per IP and per account."
+    )
+    rate_limit_storage: str = Field(
+        default="memory://", description="Where rate-limit windows live (e.g. redis://host:6379)."
+    )
+    max_body_bytes: int = Field(default=1024 * 1024, ge=1024, description="Largest request body.")
+    public_url: str = Field(
+        default="http://127.0.0.1:8000",
+        description="Where browsers reach this service; OAuth redirect URIs are built on it.",
     )
 
     @field_validator("data_dir")
@@ -42,6 +69,10 @@ class Settings(BaseSettings):
     @property
     def staging_dir(self) -> Path:
         return self.data_dir / "staging"
+
+    @property
+    def allowed_local_roots(self) -> list[str]:
+        return [str(Path(p).expanduser().resolve()) for p in self.local_roots.split(":") if p]
 
     @property
     def sqlalchemy_url(self) -> str:

@@ -213,3 +213,47 @@ def test_unreadable_file_fails_clearly_and_the_rest_is_copied(
     locked.chmod(0o644)  # fixed by the user: the next sync takes it
     again = subprocess.run([*cmd, "sync", "--json"], env=cli_env, capture_output=True, text=True)
     assert again.returncode == 0 and json.loads(again.stdout)["downloaded"] == 1
+
+
+def test_users_create_reads_the_password_from_stdin(cli_env: dict[str, str]) -> None:
+    runner = CliRunner()
+    made = runner.invoke(
+        main,
+        ["users", "create", "--email", "Boss@Shop.vn", "--admin", "--password-stdin"],
+        input="long-enough-pw\n",
+        env=cli_env,
+    )
+    assert made.exit_code == 0 and "administrator boss@shop.vn" in made.output
+    again = runner.invoke(
+        main,
+        ["users", "create", "--email", "boss@shop.vn", "--password-stdin"],
+        input="long-enough-pw\n",
+        env=cli_env,
+    )
+    assert again.exit_code == 1 and "already exists" in again.output
+    weak = runner.invoke(
+        main,
+        ["users", "create", "--email", "w@shop.vn", "--password-stdin"],
+        input="short\n",
+        env=cli_env,
+    )
+    assert weak.exit_code == 1 and "at least 8" in weak.output
+    prompted = runner.invoke(
+        main,
+        ["users", "create", "--email", "p@shop.vn"],
+        input="long-enough-pw\nlong-enough-pw\n",
+        env=cli_env,
+    )
+    assert prompted.exit_code == 0 and "user p@shop.vn" in prompted.output
+
+
+def test_keys_rotate_reports_the_new_key(cli_env: dict[str, str]) -> None:
+    runner = CliRunner()
+    init = runner.invoke(main, ["init"], env=cli_env)
+    assert "vault key" in init.output and "back it up" in init.output
+    assert "vault key" not in runner.invoke(main, ["init"], env=cli_env).output
+    rotated = runner.invoke(main, ["keys", "rotate"], env=cli_env)
+    assert rotated.exit_code == 0 and "re-encrypted 0 connection(s)" in rotated.output
+    env_key = {**cli_env, "VPACK_SECRET_KEY": "A" * 43 + "="}
+    refused = runner.invoke(main, ["keys", "rotate"], env=env_key)
+    assert refused.exit_code == 1 and "VPACK_PREVIOUS_SECRET_KEYS" in refused.output

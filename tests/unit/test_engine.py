@@ -30,6 +30,7 @@ async def _add(services: Services, folder: Path, settle: float = 0) -> int:
     connection = await catalog.local_connection(services.db)
     return await catalog.add_source(
         services.db,
+        services.connections,
         connection_id=connection,
         name="shop",
         selections=[str(folder)],

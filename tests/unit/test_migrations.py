@@ -13,13 +13,15 @@ def test_upgrade_keeps_sources_and_videos(database_url: str) -> None:
     with engine.begin() as conn:
         conn.execute(
             text(
-                "INSERT INTO connections (id, provider, name, config, status, created_at, updated_at)"
+                "INSERT INTO connections (id, provider, name, config, status, created_at,"
+                " updated_at)"
                 " VALUES (1, 'local', 'Local folders', '{}', 'ok', '2025-01-01', '2025-01-01')"
             )
         )
         conn.execute(
             text(
-                "INSERT INTO sources (id, connection_id, name, selections, cameras, options, filters,"
+                "INSERT INTO sources (id, connection_id, name, selections, cameras, options,"
+                " filters,"
                 " interval_s, cursors, status, created_at, updated_at) VALUES (1, 1, 'shop', '[]',"
                 " '{}', '{}', '{}', 60, '{}', 'idle', '2025-01-01', '2025-01-01')"
             )

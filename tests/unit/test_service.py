@@ -55,6 +55,7 @@ async def test_executor_syncs_on_its_interval(services: Services, tmp_path: Path
     connection = await catalog.local_connection(services.db)
     await catalog.add_source(
         services.db,
+        services.connections,
         connection_id=connection,
         name="shop",
         selections=[str(src)],

@@ -144,7 +144,9 @@ class Connection(Base):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
 
-    sources: Mapped[list[Source]] = relationship(back_populates="connection")
+    sources: Mapped[list[Source]] = relationship(
+        back_populates="connection", passive_deletes=True  # the database cascades
+    )
 
 
 class Source(Base):

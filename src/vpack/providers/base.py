@@ -7,9 +7,12 @@ from abc import ABC, abstractmethod
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from pydantic import BaseModel
+
+if TYPE_CHECKING:
+    from vpack.settings import Settings
 
 # ---------------------------------------------------------------- errors
 # Vendor codes are mapped onto these few classes inside each provider module;
@@ -177,6 +180,15 @@ class Provider(ABC):
 
     def __init__(self, config: BaseModel) -> None:
         self.config = config
+
+    @classmethod
+    def server_config(cls, settings: Settings) -> dict[str, Any]:
+        """Config the operator imposes on connections made through the API.
+
+        These values override what a user sends (e.g. which local folders may
+        be read); raise BadConfig when the operator has not allowed this provider.
+        """
+        return {}
 
     @abstractmethod
     async def check(self) -> Identity:

@@ -11,8 +11,12 @@ import time
 from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, Field
+
+if TYPE_CHECKING:
+    from vpack.settings import Settings
 
 from vpack.providers.base import (
     AuthKind,
@@ -85,6 +89,16 @@ class LocalProvider(Provider):
     SourceOptions = LocalSourceOptions
 
     config: LocalConfig
+
+    @classmethod
+    def server_config(cls, settings: Settings) -> dict[str, Any]:
+        roots = settings.allowed_local_roots
+        if not roots:
+            raise BadConfig(
+                "the operator has not allowed any local folders here "
+                "(set VPACK_LOCAL_ROOTS on the server)"
+            )
+        return {"roots": roots}
 
     # ------------------------------------------------------------ paths
     def _roots(self) -> list[Path]:

@@ -10,8 +10,18 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from vpack.db.models import AuditEvent
 
 # Detail keys that must never be stored, whatever a caller passes.
-_SECRET_KEYS = {"password", "secret", "token", "access_token", "refresh_token", "code",
-                "client_secret", "secret_access_key", "code_verifier", "key"}
+_SECRET_KEYS = {
+    "password",
+    "secret",
+    "token",
+    "access_token",
+    "refresh_token",
+    "code",
+    "client_secret",
+    "secret_access_key",
+    "code_verifier",
+    "key",
+}
 
 
 class Action(enum.StrEnum):

@@ -23,6 +23,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import selectinload
 
 from vpack import media
+from vpack.connections import ConnectionManager
 from vpack.db.models import (
     Connection,
     ConnectionStatus,
@@ -45,7 +46,7 @@ from vpack.providers.base import (
     Removed,
     Waiting,
 )
-from vpack.providers.registry import build_provider, source_options
+from vpack.providers.registry import source_options
 from vpack.settings import Settings
 from vpack.store import Placement, VideoStore
 from vpack.sync import durability
@@ -130,12 +131,14 @@ class SyncEngine:
         db: Database,
         store: VideoStore,
         settings: Settings,
+        connections: ConnectionManager,
         *,
         worker_id: str | None = None,
     ) -> None:
         self.db = db
         self.store = store
         self.settings = settings
+        self.connections = connections
         self.worker_id = worker_id or make_worker_id()
         self.policy = RetryPolicy(
             max_attempts=settings.max_attempts,
@@ -149,12 +152,9 @@ class SyncEngine:
     async def provider_for(self, connection: Connection) -> Provider:
         cached = self._providers.get(connection.id)
         if cached is None:
-            cached = build_provider(connection.provider, self._connection_config(connection))
+            cached = self.connections.build(connection)
             self._providers[connection.id] = cached
         return cached
-
-    def _connection_config(self, connection: Connection) -> dict[str, Any]:
-        return dict(connection.config)
 
     async def aclose(self) -> None:
         providers, self._providers = self._providers, {}
@@ -544,7 +544,7 @@ class SyncEngine:
 
     async def _download(self, row: Video, tally: Tally, run: _Run) -> None:
         progress = run.progress
-        progress.started(row.id, row.name, row.size)
+        progress.started(row.source_id, row.id, row.name, row.size)
         try:
             async with self.db.session() as session:
                 source = await _get_source(session, row.source_id)

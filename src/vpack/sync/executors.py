@@ -8,6 +8,7 @@ import signal
 from collections.abc import Callable
 
 from vpack.sync.engine import SyncEngine
+from vpack.sync.progress import NullProgress, ProgressSink
 from vpack.sync.scheduler import due_sources
 
 log = logging.getLogger(__name__)
@@ -16,10 +17,19 @@ log = logging.getLogger(__name__)
 class LocalExecutor:
     """Scans each source on its interval and downloads what is due, in this process."""
 
-    def __init__(self, engine: SyncEngine, tick_seconds: float) -> None:
+    def __init__(
+        self, engine: SyncEngine, tick_seconds: float, progress: ProgressSink | None = None
+    ) -> None:
         self.engine = engine
         self.tick = tick_seconds
-        self.wake = asyncio.Event()  # set when a scan found something to download
+        self.progress = progress or NullProgress()
+        self.wake = asyncio.Event()  # a scan found something to download
+        self.scan_now = asyncio.Event()  # a user asked for a sync
+
+    def sync_soon(self) -> None:
+        """Look for due sources and videos now instead of at the next tick."""
+        self.scan_now.set()
+        self.wake.set()
 
     async def run(self, stop: asyncio.Event) -> None:
         released = await self.engine.recover_dead_workers()
@@ -32,6 +42,7 @@ class LocalExecutor:
 
     async def _scan_loop(self, stop: asyncio.Event) -> None:
         while not stop.is_set():
+            self.scan_now.clear()
             for source_id in await due_sources(self.engine.db):
                 if stop.is_set():
                     return
@@ -42,14 +53,17 @@ class LocalExecutor:
                     continue
                 if tally.error:
                     log.warning("source %s: %s", source_id, tally.error)
+                self.progress.scanned(source_id, tally.new)
                 if tally.new:
                     self.wake.set()
-            await _sleep_or(stop, self.tick)
+            await _sleep_or(stop, self.tick, self.scan_now)
 
     async def _download_loop(self, stop: asyncio.Event) -> None:
         while not stop.is_set():
             try:
-                tallies = await self.engine.run_downloads(due_only=True, stop=stop)
+                tallies = await self.engine.run_downloads(
+                    due_only=True, stop=stop, progress=self.progress
+                )
             except Exception:
                 log.exception("download pass failed")
                 tallies = {}
@@ -63,7 +77,7 @@ class LocalExecutor:
                         tally.failed,
                     )
             self.wake.clear()
-            await _sleep_or(stop, self.tick, self.wake)
+            await _sleep_or(stop, self.tick, self.scan_now)
 
 
 async def _sleep_or(stop: asyncio.Event, seconds: float, *others: asyncio.Event) -> None:

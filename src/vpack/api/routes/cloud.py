@@ -1,0 +1,87 @@
+"""The seed plan's /api/cloud/{provider}/... routes, as thin aliases over the generic ones."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, HTTPException, Query, Request, status
+from sqlalchemy import select, update
+
+from vpack import catalog
+from vpack.api.deps import CurrentUser, IdPath, IdQuery, ServicesDep, SessionDep, client_ip
+from vpack.api.routes.connections import browse, owned_connection
+from vpack.api.schemas import Accepted, BrowseOut, DownloadRequest
+from vpack.db.models import Connection, Source
+from vpack.security import audit
+from vpack.security.audit import Action
+
+router = APIRouter(prefix="/api/cloud/{provider}", tags=["cloud (seed aliases)"])
+
+
+async def _connection_of(
+    session: SessionDep, provider: str, connection_id: IdPath, user: CurrentUser
+) -> Connection:
+    connection = await owned_connection(session, connection_id, user)
+    if connection.provider != provider:
+        raise HTTPException(404, f"connection {connection_id} is not a {provider} connection")
+    return connection
+
+
+@router.get("/list_folders", response_model=BrowseOut)
+async def list_folders(
+    provider: str,
+    user: CurrentUser,
+    services: ServicesDep,
+    session: SessionDep,
+    connection_id: IdQuery,
+    parent_id: str | None = Query(default=None, max_length=4096),
+    page: str | None = Query(default=None, max_length=4096),
+) -> BrowseOut:
+    connection = await _connection_of(session, provider, connection_id, user)
+    return await browse(connection.id, user, services, session, node=parent_id, page=page)
+
+
+@router.post("/download", status_code=status.HTTP_202_ACCEPTED, response_model=Accepted)
+async def download(
+    provider: str,
+    body: DownloadRequest,
+    user: CurrentUser,
+    request: Request,
+    services: ServicesDep,
+    session: SessionDep,
+) -> Accepted:
+    """Fetch the chosen folders now: a source over them (reused if it exists), synced at once."""
+    connection = await _connection_of(session, provider, body.connection_id, user)
+    existing = (
+        (await session.execute(select(Source).where(Source.connection_id == connection.id)))
+        .scalars()
+        .all()
+    )
+    source = next((s for s in existing if sorted(s.selections) == sorted(body.items)), None)
+    if source is None:
+        source_id = await catalog.add_source(
+            services.db,
+            services.connections,
+            connection_id=connection.id,
+            name=body.name or f"{connection.name}: {len(body.items)} folder(s)",
+            selections=body.items,
+            options={},
+            interval_s=3600,
+            owner_id=user.id,
+        )
+        async with services.db.transaction() as tx:
+            audit.record(
+                tx,
+                Action.SOURCE_CREATED,
+                user_id=user.id,
+                target_type="source",
+                target_id=source_id,
+                ip=client_ip(request),
+                via="download",
+            )
+    else:
+        source_id = source.id
+    await services.engine.requeue([source_id])
+    async with services.db.transaction() as tx:
+        await tx.execute(update(Source).where(Source.id == source_id).values(next_scan_at=None))
+    if request.app.state.executor is not None:
+        request.app.state.executor.sync_soon()
+    return Accepted(source_id=source_id)

@@ -1,0 +1,253 @@
+"""Sources: what to keep in sync, its settings, "sync now" and live status."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, HTTPException, Query, Request, status
+from sqlalchemy import func, select, update
+
+from vpack import catalog
+from vpack.api.deps import CurrentUser, IdPath, ServicesDep, SessionDep, can_see, client_ip, owned
+from vpack.api.routes.connections import owned_connection
+from vpack.api.schemas import (
+    Accepted,
+    InFlight,
+    NewSource,
+    SourceChange,
+    SourceOut,
+    SourceStatusOut,
+)
+from vpack.db.models import Connection, Source, Video, VideoState
+from vpack.providers.registry import source_options
+from vpack.security import audit
+from vpack.security.audit import Action
+
+router = APIRouter(prefix="/api/sources", tags=["sources"])
+
+
+async def _counts(session: SessionDep, source_ids: list[int]) -> dict[int, dict[str, int]]:
+    counts: dict[int, dict[str, int]] = {i: {s.value: 0 for s in VideoState} for i in source_ids}
+    if source_ids:
+        rows = await session.execute(
+            select(Video.source_id, Video.state, func.count(Video.id))
+            .where(Video.source_id.in_(source_ids))
+            .group_by(Video.source_id, Video.state)
+        )
+        for source_id, state, n in rows:
+            counts[source_id][state] = n
+    return counts
+
+
+def _out(source: Source, provider: str, counts: dict[str, int]) -> SourceOut:
+    return SourceOut(
+        id=source.id,
+        connection_id=source.connection_id,
+        provider=provider,
+        name=source.name,
+        selections=list(source.selections),
+        cameras=dict(source.cameras),
+        interval_s=source.interval_s,
+        filters=dict(source.filters),
+        options=dict(source.options),
+        status=source.status,
+        last_error=source.last_error,
+        last_scan_at=source.last_scan_at,
+        next_scan_at=source.next_scan_at,
+        counts=counts,
+    )
+
+
+async def owned_source(session: SessionDep, source_id: IdPath, user: CurrentUser) -> Source:
+    source = await session.get(Source, source_id)
+    if source is None or not can_see(source.owner_id, user):
+        raise HTTPException(404, f"no source with id {source_id}")
+    return source
+
+
+async def _provider_name(session: SessionDep, source: Source) -> str:
+    connection = await session.get(Connection, source.connection_id)
+    assert connection is not None
+    return connection.provider
+
+
+@router.post("", status_code=status.HTTP_201_CREATED, response_model=SourceOut)
+async def create_source(
+    body: NewSource,
+    user: CurrentUser,
+    request: Request,
+    services: ServicesDep,
+    session: SessionDep,
+) -> SourceOut:
+    connection = await owned_connection(session, body.connection_id, user)
+    source_id = await catalog.add_source(
+        services.db,
+        services.connections,
+        connection_id=connection.id,
+        name=body.name,
+        selections=body.selections,
+        options=body.options,
+        interval_s=body.interval_s,
+        cameras=body.cameras,
+        owner_id=user.id,
+        filters=body.filters,
+    )
+    async with services.db.transaction() as tx:
+        audit.record(
+            tx,
+            Action.SOURCE_CREATED,
+            user_id=user.id,
+            target_type="source",
+            target_id=source_id,
+            ip=client_ip(request),
+            name=body.name,
+            connection_id=connection.id,
+        )
+    _nudge(request)
+    return await get_source(source_id, user, session)
+
+
+@router.get("", response_model=list[SourceOut])
+async def list_sources(user: CurrentUser, session: SessionDep) -> list[SourceOut]:
+    query = owned(
+        select(Source, Connection.provider).join(Connection).order_by(Source.id),
+        Source.owner_id,
+        user,
+    )
+    rows = (await session.execute(query)).all()
+    counts = await _counts(session, [s.id for s, _ in rows])
+    return [_out(s, provider, counts[s.id]) for s, provider in rows]
+
+
+@router.get("/{source_id}", response_model=SourceOut)
+async def get_source(source_id: IdPath, user: CurrentUser, session: SessionDep) -> SourceOut:
+    source = await owned_source(session, source_id, user)
+    counts = await _counts(session, [source.id])
+    return _out(source, await _provider_name(session, source), counts[source.id])
+
+
+@router.patch("/{source_id}", response_model=SourceOut)
+async def change_source(
+    source_id: IdPath,
+    body: SourceChange,
+    user: CurrentUser,
+    request: Request,
+    services: ServicesDep,
+    session: SessionDep,
+) -> SourceOut:
+    source = await owned_source(session, source_id, user)
+    changes: dict[str, Any] = body.model_dump(exclude_unset=True, exclude_none=True)
+    provider_name = await _provider_name(session, source)
+    if "options" in changes:
+        changes["options"] = source_options(provider_name, changes["options"]).model_dump(
+            mode="json"
+        )
+    if "selections" in changes:
+        connection = await owned_connection(session, source.connection_id, user)
+        provider = services.connections.build(connection)
+        try:
+            for selection in changes["selections"]:
+                await provider.validate_selection(selection)
+        finally:
+            await provider.aclose()
+    if "name" in changes:
+        changes["name"] = changes["name"].strip()
+    async with services.db.transaction() as tx:
+        if changes:
+            await tx.execute(update(Source).where(Source.id == source.id).values(**changes))
+        audit.record(
+            tx,
+            Action.SOURCE_CHANGED,
+            user_id=user.id,
+            target_type="source",
+            target_id=source.id,
+            ip=client_ip(request),
+            fields=sorted(changes),
+        )
+    await session.refresh(source)
+    return await get_source(source.id, user, session)
+
+
+@router.delete("/{source_id}", status_code=status.HTTP_204_NO_CONTENT)
+async def delete_source(
+    source_id: IdPath,
+    user: CurrentUser,
+    request: Request,
+    services: ServicesDep,
+    session: SessionDep,
+    purge: bool = Query(default=False),
+) -> None:
+    """Stop syncing; downloaded videos stay unless purge=true."""
+    source = await owned_source(session, source_id, user)
+    purged = await catalog.remove_source(services.db, services.store, source.id, purge)
+    async with services.db.transaction() as tx:
+        audit.record(
+            tx,
+            Action.SOURCE_REMOVED,
+            user_id=user.id,
+            target_type="source",
+            target_id=source.id,
+            ip=client_ip(request),
+            purge=purge,
+            files_deleted=purged,
+        )
+
+
+@router.post("/{source_id}/sync", status_code=status.HTTP_202_ACCEPTED, response_model=Accepted)
+async def sync_now(
+    source_id: IdPath,
+    user: CurrentUser,
+    request: Request,
+    services: ServicesDep,
+    session: SessionDep,
+) -> Accepted:
+    """Scan now and retry failed videos; the background worker does the work."""
+    source = await owned_source(session, source_id, user)
+    await services.engine.requeue([source.id])
+    async with services.db.transaction() as tx:
+        await tx.execute(update(Source).where(Source.id == source.id).values(next_scan_at=None))
+    _nudge(request)
+    return Accepted(source_id=source.id)
+
+
+@router.get("/{source_id}/status", response_model=SourceStatusOut)
+async def source_status(
+    source_id: IdPath, user: CurrentUser, request: Request, session: SessionDep
+) -> SourceStatusOut:
+    source = await owned_source(session, source_id, user)
+    connection = await session.get(Connection, source.connection_id)
+    assert connection is not None
+    counts = (await _counts(session, [source.id]))[source.id]
+    done_bytes, total_bytes = (
+        await session.execute(
+            select(
+                func.coalesce(func.sum(Video.size).filter(Video.state == VideoState.DONE), 0),
+                func.coalesce(func.sum(Video.size).filter(Video.state != VideoState.SKIPPED), 0),
+            ).where(Video.source_id == source.id)
+        )
+    ).one()
+    live = request.app.state.progress.for_source(source.id)
+    moving = sum(v["bytes_done"] for v in live)
+    return SourceStatusOut(
+        id=source.id,
+        state=source.status,
+        connection_status=connection.status,
+        counts=counts,
+        bytes_done=int(done_bytes or 0) + moving,
+        bytes_total=int(total_bytes or 0),
+        current=[
+            InFlight(
+                video_id=v["video_id"], name=v["name"], bytes_done=v["bytes_done"], size=v["size"]
+            )
+            for v in live
+        ],
+        last_error=source.last_error or connection.status_detail,
+        last_scan_at=source.last_scan_at,
+        next_scan_at=source.next_scan_at,
+    )
+
+
+def _nudge(request: Request) -> None:
+    executor = request.app.state.executor
+    if executor is not None:
+        executor.sync_soon()

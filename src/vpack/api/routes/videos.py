@@ -1,0 +1,127 @@
+"""Videos: filtered, cursor-paginated listing and in-browser playback with Range."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from fastapi import APIRouter, HTTPException, Query
+from fastapi.responses import FileResponse
+from sqlalchemy import select
+
+from vpack.api.deps import (
+    CurrentUser,
+    CursorQuery,
+    IdPath,
+    IdQuery,
+    ServicesDep,
+    SessionDep,
+    can_see,
+    cursor_id,
+    owned,
+)
+from vpack.api.schemas import VideoOut, VideoPage
+from vpack.db.models import Source, Video, VideoState
+
+router = APIRouter(prefix="/api/videos", tags=["videos"])
+
+_MEDIA_TYPES = {
+    ".mp4": "video/mp4",
+    ".m4v": "video/mp4",
+    ".mov": "video/quicktime",
+    ".mkv": "video/x-matroska",
+    ".webm": "video/webm",
+    ".avi": "video/x-msvideo",
+    ".ts": "video/mp2t",
+    ".flv": "video/x-flv",
+    ".wmv": "video/x-ms-wmv",
+}
+
+
+def video_out(v: Video) -> VideoOut:
+    return VideoOut(
+        id=v.id,
+        source_id=v.source_id,
+        camera=v.camera,
+        name=v.name,
+        remote_path=v.remote_path,
+        size=v.size,
+        sha256=v.sha256,
+        state=v.state,
+        error=v.error,
+        probe_error=v.probe_error,
+        recorded_start=v.recorded_start,
+        recorded_end=v.recorded_end,
+        duration_s=v.duration_s,
+        codecs=v.codecs,
+        local_path=v.local_path,
+        removed_at=v.removed_at,
+        downloaded_at=v.downloaded_at,
+        created_at=v.created_at,
+    )
+
+
+@router.get("", response_model=VideoPage)
+async def list_videos(
+    user: CurrentUser,
+    session: SessionDep,
+    source_id: IdQuery | None = None,
+    camera: str | None = Query(default=None, max_length=400),
+    state: VideoState | None = None,
+    recorded_from: datetime | None = None,
+    recorded_to: datetime | None = None,
+    cursor: CursorQuery = None,
+    limit: int = Query(default=50, ge=1, le=500),
+) -> VideoPage:
+    """Newest first; pass `next_cursor` back as `cursor` for the next page."""
+    query = owned(select(Video).join(Source), Source.owner_id, user)
+    if source_id is not None:
+        query = query.where(Video.source_id == source_id)
+    if camera is not None:
+        query = query.where(Video.camera == camera)
+    if state is not None:
+        query = query.where(Video.state == state.value)
+    if recorded_from is not None:
+        query = query.where(Video.recorded_start >= recorded_from)
+    if recorded_to is not None:
+        query = query.where(Video.recorded_start < recorded_to)
+    if (after := cursor_id(cursor)) is not None:
+        query = query.where(Video.id < after)
+    rows = list((await session.execute(query.order_by(Video.id.desc()).limit(limit + 1))).scalars())
+    more = len(rows) > limit
+    rows = rows[:limit]
+    return VideoPage(
+        items=[video_out(v) for v in rows], next_cursor=str(rows[-1].id) if more and rows else None
+    )
+
+
+async def _owned_video(session: SessionDep, video_id: IdPath, user: CurrentUser) -> Video:
+    found = (
+        await session.execute(
+            select(Video, Source.owner_id).join(Source).where(Video.id == video_id)
+        )
+    ).one_or_none()
+    if found is None or not can_see(found[1], user):
+        raise HTTPException(404, f"no video with id {video_id}")
+    return found[0]
+
+
+@router.get("/{video_id}", response_model=VideoOut)
+async def get_video(video_id: IdPath, user: CurrentUser, session: SessionDep) -> VideoOut:
+    return video_out(await _owned_video(session, video_id, user))
+
+
+@router.get("/{video_id}/content", response_class=FileResponse)
+async def video_content(
+    video_id: IdPath, user: CurrentUser, services: ServicesDep, session: SessionDep
+) -> FileResponse:
+    """The verified copy; honours Range so browsers can seek while playing."""
+    video = await _owned_video(session, video_id, user)
+    if video.state != VideoState.DONE or not video.local_path:
+        raise HTTPException(409, f"video {video_id} is not downloaded yet ({video.state})")
+    path = services.store.absolute(video.local_path)
+    if not path.is_file():
+        raise HTTPException(410, f"the copy of video {video_id} is no longer on disk")
+    media_type = _MEDIA_TYPES.get(path.suffix.lower(), "application/octet-stream")
+    return FileResponse(
+        path, media_type=media_type, filename=path.name, content_disposition_type="inline"
+    )

@@ -1,0 +1,207 @@
+"""Request and response bodies of the API."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from vpack.db.models import Role
+
+DbId = Annotated[int, Field(ge=1, le=2**31 - 1)]  # INTEGER ids, as in deps.MAX_ID
+
+
+class Credentials(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    email: str = Field(min_length=3, max_length=320, pattern=r"^[^@\s]+@[^@\s]+$")
+    password: str = Field(min_length=1, max_length=1024)
+
+
+class NewUser(Credentials):
+    role: Role = Role.USER
+
+
+class UserOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: int
+    email: str
+    role: str
+    disabled: bool
+    created_at: datetime
+    last_login_at: datetime | None
+
+
+class UserChange(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    disabled: bool | None = None
+    role: Role | None = None
+
+
+class LoginOut(BaseModel):
+    access_token: str
+    token_type: str = "bearer"  # noqa: S105 - the OAuth token type, not a secret
+    expires_at: datetime
+    csrf_token: str
+
+
+class ProviderOut(BaseModel):
+    name: str
+    label: str
+    description: str
+    auth: str
+    config_schema: dict[str, Any]
+    source_options_schema: dict[str, Any]
+    features: dict[str, Any]
+
+
+class NewConnection(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    provider: str = Field(min_length=1, max_length=40)
+    name: str = Field(min_length=1, max_length=200)
+    config: dict[str, Any] = Field(default_factory=dict)
+
+
+class ConnectionOut(BaseModel):
+    id: int
+    provider: str
+    name: str
+    account: str | None
+    status: str
+    status_detail: str | None
+    config: dict[str, Any]  # never holds secrets: those live only in the vault
+    created_at: datetime
+
+
+class NodeOut(BaseModel):
+    id: str
+    name: str
+    kind: str
+    has_children: bool
+    selectable: bool
+
+
+class BrowseOut(BaseModel):
+    nodes: list[NodeOut]
+    next_page: str | None
+
+
+class NewSource(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    connection_id: DbId
+    name: str = Field(min_length=1, max_length=200)
+    selections: list[str] = Field(min_length=1, max_length=200)
+    cameras: dict[str, str] = Field(default_factory=dict)
+    interval_s: int = Field(default=300, ge=10, le=7 * 24 * 3600)
+    filters: dict[str, Any] = Field(default_factory=dict)
+    options: dict[str, Any] = Field(default_factory=dict)
+
+
+class SourceChange(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: str | None = Field(default=None, min_length=1, max_length=200)
+    selections: list[str] | None = Field(default=None, min_length=1, max_length=200)
+    cameras: dict[str, str] | None = None
+    interval_s: int | None = Field(default=None, ge=10, le=7 * 24 * 3600)
+    filters: dict[str, Any] | None = None
+    options: dict[str, Any] | None = None
+
+
+class SourceOut(BaseModel):
+    id: int
+    connection_id: DbId
+    provider: str
+    name: str
+    selections: list[str]
+    cameras: dict[str, Any]
+    interval_s: int
+    filters: dict[str, Any]
+    options: dict[str, Any]
+    status: str
+    last_error: str | None
+    last_scan_at: datetime | None
+    next_scan_at: datetime | None
+    counts: dict[str, int]
+
+
+class InFlight(BaseModel):
+    video_id: int
+    name: str
+    bytes_done: int
+    size: int | None
+
+
+class SourceStatusOut(BaseModel):
+    id: int
+    state: str
+    connection_status: str
+    counts: dict[str, int]
+    bytes_done: int
+    bytes_total: int
+    current: list[InFlight]
+    last_error: str | None
+    last_scan_at: datetime | None
+    next_scan_at: datetime | None
+
+
+class VideoOut(BaseModel):
+    id: int
+    source_id: int
+    camera: str
+    name: str
+    remote_path: str
+    size: int | None
+    sha256: str | None
+    state: str
+    error: str | None
+    probe_error: str | None
+    recorded_start: datetime | None
+    recorded_end: datetime | None
+    duration_s: float | None
+    codecs: str | None
+    local_path: str | None
+    removed_at: datetime | None
+    downloaded_at: datetime | None
+    created_at: datetime
+
+
+class VideoPage(BaseModel):
+    items: list[VideoOut]
+    next_cursor: str | None
+
+
+class AuditOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: int
+    at: datetime
+    user_id: int | None
+    action: str
+    target_type: str | None
+    target_id: str | None
+    ip: str | None
+    detail: dict[str, Any]
+
+
+class AuditPage(BaseModel):
+    items: list[AuditOut]
+    next_cursor: str | None
+
+
+class DownloadRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    connection_id: DbId
+    items: list[str] = Field(min_length=1, max_length=200)
+    name: str | None = Field(default=None, max_length=200)
+
+
+class Accepted(BaseModel):
+    source_id: int
+    status: str = "queued"

@@ -1,0 +1,81 @@
+"""An app per test, with helpers to make users and sign them in."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from fastapi.testclient import TestClient
+
+from vpack.api.app import create_app
+from vpack.settings import Settings
+
+ADMIN = ("admin@shop.vn", "admin-password-1")
+
+
+@dataclass
+class Person:
+    email: str
+    password: str
+    id: int
+    token: str
+
+    @property
+    def auth(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.token}"}
+
+
+@pytest.fixture
+def footage(tmp_path: Path) -> Path:
+    root = tmp_path / "footage"
+    root.mkdir()
+    return root
+
+
+@pytest.fixture
+def api_settings(settings: Settings, footage: Path) -> Settings:
+    return settings.model_copy(
+        update={
+            "local_roots": str(footage),
+            "login_failure_limit": "5/minute",
+            "api_rate_limit": "10000/minute",
+        }
+    )
+
+
+@pytest.fixture
+def client(api_settings: Settings) -> Iterator[TestClient]:
+    with TestClient(create_app(api_settings, run_worker=False)) as test_client:
+        yield test_client
+
+
+def login(client: TestClient, email: str, password: str) -> str:
+    response = client.post("/api/auth/login", json={"email": email, "password": password})
+    assert response.status_code == 200, response.text
+    return str(response.json()["access_token"])
+
+
+@pytest.fixture
+def admin(client: TestClient) -> Person:
+    made = client.post("/api/setup", json={"email": ADMIN[0], "password": ADMIN[1]})
+    assert made.status_code == 201, made.text
+    token = login(client, *ADMIN)
+    client.cookies.clear()  # tests choose Bearer or cookie explicitly
+    return Person(ADMIN[0], ADMIN[1], made.json()["id"], token)
+
+
+@pytest.fixture
+def make_user(client: TestClient, admin: Person) -> Callable[[str], Person]:
+    def make(name: str) -> Person:
+        email, password = f"{name}@shop.vn", f"{name}-password-1"
+        made = client.post(
+            "/api/users", json={"email": email, "password": password}, headers=admin.auth
+        )
+        assert made.status_code == 201, made.text
+        token = login(client, email, password)
+        client.cookies.clear()
+        return Person(email, password, made.json()["id"], token)
+
+    return make
