@@ -69,6 +69,7 @@ async def _source(services: Services, harness: Harness) -> int:
         connection_id = connection.id
     return await catalog.add_source(
         services.db,
+        services.connections,
         connection_id=connection_id,
         name=f"{harness.name} source",
         selections=[harness.selection()],

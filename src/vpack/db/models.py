@@ -145,7 +145,8 @@ class Connection(Base):
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
 
     sources: Mapped[list[Source]] = relationship(
-        back_populates="connection", passive_deletes=True  # the database cascades
+        back_populates="connection",
+        passive_deletes=True,  # the database cascades
     )
 
 
