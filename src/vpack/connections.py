@@ -4,16 +4,22 @@ from __future__ import annotations
 
 import types
 import typing
+from collections.abc import Awaitable, Callable
 from typing import Any
 
+import httpx
 from pydantic import BaseModel, SecretStr, ValidationError
+from sqlalchemy import select
 
 from vpack.db.models import Connection, ConnectionStatus
 from vpack.db.session import Database
-from vpack.providers.base import BadConfig, Identity, Provider
+from vpack.providers.base import AuthExpired, AuthKind, BadConfig, Identity, Provider
+from vpack.providers.oauth import TokenManager, TokenSet, spec_from_env
 from vpack.providers.registry import get_provider_class
 from vpack.security.vault import KeyFiles, Vault
 from vpack.settings import Settings
+
+OAUTH_TOKENS_KEY = "oauth"  # the vault key under which an OAuth connection keeps its tokens
 
 
 def secret_fields(model: type[BaseModel]) -> set[str]:
@@ -85,8 +91,82 @@ class ConnectionManager:
 
     def build(self, connection: Connection) -> Provider:
         cls = get_provider_class(connection.provider)
-        model = cls.Config.model_validate(self.config_of(connection))
-        return cls(model)
+        config = self.config_of(connection)
+        if cls.auth != AuthKind.OAUTH2:
+            return cls(cls.Config.model_validate(config))
+        stored = config.pop(OAUTH_TOKENS_KEY, None)
+        if not stored:
+            raise AuthExpired(f"{cls.label} is not signed in: reconnect it")
+        connection_id = connection.id
+
+        async def save(tokens: TokenSet) -> None:
+            # Rotating refresh tokens (Microsoft) die on first use: keep the new one now.
+            await self.save_secrets(connection_id, {OAUTH_TOKENS_KEY: tokens.to_dict()})
+
+        return self._oauth_provider(cls, config, TokenSet.from_dict(stored), save)
+
+    def _oauth_provider(
+        self,
+        cls: type[Provider],
+        config: dict[str, Any],
+        tokens: TokenSet,
+        save: Callable[[TokenSet], Awaitable[None]],
+    ) -> Provider:
+        if cls.oauth is None:
+            raise BadConfig(f"{cls.label} declares OAuth2 but no OAuth endpoints")
+        spec = spec_from_env(cls.name, cls.oauth, self.settings)
+        http = httpx.AsyncClient(timeout=httpx.Timeout(60.0, connect=15.0))
+        manager = TokenManager(spec, tokens, http, save)
+        return cls(cls.Config.model_validate(config), tokens=manager, http=http)
+
+    async def connect_oauth(
+        self,
+        *,
+        provider: str,
+        owner_id: int,
+        tokens: TokenSet,
+        name: str | None,
+        reconnect_id: int | None,
+    ) -> tuple[Connection, Identity, bool]:
+        """Store what an OAuth callback brought: a new connection, or fresh tokens for the
+        same account (its sources and history stay). Returns (connection, identity, created)."""
+        cls = get_provider_class(provider)
+        latest = [tokens]
+
+        async def remember(new: TokenSet) -> None:  # not stored yet: keep the newest
+            latest[0] = new
+
+        live = self._oauth_provider(cls, {}, tokens, remember)
+        try:
+            identity = await live.check()
+        finally:
+            await live.aclose()
+        async with self.db.transaction() as session:
+            query = select(Connection).where(
+                Connection.owner_id == owner_id, Connection.provider == provider
+            )
+            if reconnect_id is not None:
+                query = query.where(Connection.id == reconnect_id)
+            else:
+                query = query.where(Connection.account == identity.label)
+            connection = (await session.execute(query.limit(1))).scalar_one_or_none()
+            created = connection is None
+            if connection is None:
+                connection = Connection(
+                    owner_id=owner_id,
+                    provider=provider,
+                    config={},
+                    name=(name or "").strip() or f"{cls.label} ({identity.label})",
+                )
+                session.add(connection)
+                await session.flush()
+            connection.account = identity.label
+            connection.status = ConnectionStatus.OK
+            connection.status_detail = None
+            connection.secrets = self.vault.encrypt(
+                connection.id, {OAUTH_TOKENS_KEY: latest[0].to_dict()}
+            )
+        return connection, identity, created
 
     async def create(
         self,

@@ -156,6 +156,11 @@ class OAuthEmulator:
         with self._lock:
             self._failures.extend([(status, retry_after)] * count)
 
+    def issued_tokens(self) -> list[str]:
+        """Every access and refresh token minted so far (for leak checks)."""
+        with self._lock:
+            return [*self._access, *self._refresh]
+
     def refresh_token_is_active(self, token: str) -> bool:
         with self._lock:
             found = self._refresh.get(token)

@@ -205,3 +205,15 @@ class DownloadRequest(BaseModel):
 class Accepted(BaseModel):
     source_id: int
     status: str = "queued"
+
+
+class OAuthStart(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: str | None = Field(default=None, max_length=200)
+    connection_id: DbId | None = None  # reconnect this connection (after reauth_required)
+
+
+class OAuthStarted(BaseModel):
+    auth_url: str
+    state: str

@@ -12,6 +12,9 @@ from typing import TYPE_CHECKING, Any, ClassVar
 from pydantic import BaseModel
 
 if TYPE_CHECKING:
+    import httpx
+
+    from vpack.providers.oauth import OAuthDefaults, TokenManager
     from vpack.settings import Settings
 
 # ---------------------------------------------------------------- errors
@@ -177,9 +180,18 @@ class Provider(ABC):
     features: ClassVar[Features]
     Config: ClassVar[type[BaseModel]]  # connection settings; secret fields are SecretStr
     SourceOptions: ClassVar[type[BaseModel]]  # per-source settings (settle window, filters)
+    oauth: ClassVar[OAuthDefaults | None] = None  # endpoints and scopes, for AuthKind.OAUTH2
 
-    def __init__(self, config: BaseModel) -> None:
+    def __init__(
+        self,
+        config: BaseModel,
+        *,
+        tokens: TokenManager | None = None,
+        http: httpx.AsyncClient | None = None,
+    ) -> None:
         self.config = config
+        self.tokens = tokens  # OAuth2 providers: access tokens, refreshed as needed
+        self.http = http  # HTTP providers: the client this instance owns
 
     @classmethod
     def server_config(cls, settings: Settings) -> dict[str, Any]:
@@ -213,5 +225,7 @@ class Provider(ABC):
         await self.browse(selection)
         return selection
 
-    async def aclose(self) -> None:  # noqa: B027 - optional hook, most providers hold nothing
+    async def aclose(self) -> None:
         """Release network clients; called once the provider is no longer used."""
+        if self.http is not None:
+            await self.http.aclose()

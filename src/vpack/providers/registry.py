@@ -19,6 +19,11 @@ def register(cls: type[Provider]) -> type[Provider]:
     return cls
 
 
+def unregister(name: str) -> None:
+    """Forget a provider (tests register throwaway ones)."""
+    _PROVIDERS.pop(name, None)
+
+
 def _load_builtin() -> None:
     # Imported for their @register side effect; kept here so adding a provider
     # is one module plus one line.

@@ -47,6 +47,8 @@ from vpack.providers.base import (
     Waiting,
 )
 from vpack.providers.registry import source_options
+from vpack.security import audit
+from vpack.security.audit import Action
 from vpack.settings import Settings
 from vpack.store import Placement, VideoStore
 from vpack.sync import durability
@@ -182,7 +184,7 @@ class SyncEngine:
                 else (SourceStatus.ERROR)
             )
             if isinstance(exc, AuthExpired):
-                await self._mark_reauth(connection.id, str(exc))
+                await self.mark_reauth(connection.id, str(exc))
             await self._finish_scan(source, status, str(exc))
             return tally
         await self._finish_scan(source, SourceStatus.IDLE, None)
@@ -315,6 +317,15 @@ class SyncEngine:
     async def _finish_scan(self, source: Source, status: str, error: str | None) -> None:
         now = utcnow()
         async with self.db.transaction() as session:
+            if error is not None and status == SourceStatus.ERROR:
+                audit.record(
+                    session,
+                    Action.SYNC_FAILED,
+                    user_id=source.owner_id,
+                    target_type="source",
+                    target_id=source.id,
+                    reason=error,
+                )
             await session.execute(
                 update(Source)
                 .where(Source.id == source.id)
@@ -332,12 +343,36 @@ class SyncEngine:
                 update(Source).where(Source.id == source_id).values(status=status)
             )
 
-    async def _mark_reauth(self, connection_id: int, detail: str) -> None:
-        async with self.db.transaction() as session:
+    async def mark_reauth(self, connection_id: int, detail: str) -> None:
+        await self.mark_reauth_in(None, connection_id, detail)
+
+    async def mark_reauth_in(
+        self, session: AsyncSession | None, connection_id: int, detail: str
+    ) -> None:
+        """Park the connection for the user; audited once per change, not per video."""
+        if session is None:
+            async with self.db.transaction() as own:
+                await self.mark_reauth_in(own, connection_id, detail)
+            return
+        changed = (
             await session.execute(
                 update(Connection)
-                .where(Connection.id == connection_id)
+                .where(
+                    Connection.id == connection_id,
+                    Connection.status != ConnectionStatus.REAUTH_REQUIRED,
+                )
                 .values(status=ConnectionStatus.REAUTH_REQUIRED, status_detail=detail)
+                .returning(Connection.owner_id)
+            )
+        ).one_or_none()
+        if changed is not None:
+            audit.record(
+                session,
+                Action.CONNECTION_REAUTH_REQUIRED,
+                user_id=changed[0],
+                target_type="connection",
+                target_id=connection_id,
+                reason=detail,
             )
 
     # ---------------------------------------------------------------- claim
@@ -603,13 +638,17 @@ class SyncEngine:
             assert source is not None
             if verdict.reauth:
                 run.blocked.add(source.connection_id)
-                await session.execute(
-                    update(Connection)
-                    .where(Connection.id == source.connection_id)
-                    .values(
-                        status=ConnectionStatus.REAUTH_REQUIRED,
-                        status_detail=verdict.values["error"],
-                    )
+                await self.mark_reauth_in(session, source.connection_id, verdict.values["error"])
+            if verdict.values.get("state") == VideoState.FAILED:
+                audit.record(
+                    session,
+                    Action.SYNC_FAILED,
+                    user_id=source.owner_id,
+                    target_type="video",
+                    target_id=row.id,
+                    source_id=source.id,
+                    name=row.name,
+                    reason=verdict.values["error"],
                 )
             if verdict.pause_connection_for is not None:
                 run.blocked.add(source.connection_id)

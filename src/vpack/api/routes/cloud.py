@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 from fastapi import APIRouter, HTTPException, Query, Request, status
+from fastapi.responses import RedirectResponse
 from sqlalchemy import select, update
 
 from vpack import catalog
 from vpack.api.deps import CurrentUser, IdPath, IdQuery, ServicesDep, SessionDep, client_ip
 from vpack.api.routes.connections import browse, owned_connection
-from vpack.api.schemas import Accepted, BrowseOut, DownloadRequest
+from vpack.api.schemas import Accepted, BrowseOut, DownloadRequest, OAuthStart, OAuthStarted
 from vpack.db.models import Connection, Source
+from vpack.providers.base import AuthKind, BadConfig, Provider
+from vpack.providers.oauth import begin, complete, spec_from_env
+from vpack.providers.registry import get_provider_class
 from vpack.security import audit
 from vpack.security.audit import Action
 
@@ -23,6 +27,94 @@ async def _connection_of(
     if connection.provider != provider:
         raise HTTPException(404, f"connection {connection_id} is not a {provider} connection")
     return connection
+
+
+def _oauth_provider(provider: str) -> type[Provider]:
+    cls = get_provider_class(provider)
+    if cls.auth != AuthKind.OAUTH2 or cls.oauth is None:
+        raise BadConfig(f"{cls.label} does not connect through a sign-in page")
+    return cls
+
+
+@router.post("/auth", response_model=OAuthStarted)
+async def start_oauth(
+    provider: str,
+    body: OAuthStart,
+    user: CurrentUser,
+    services: ServicesDep,
+    session: SessionDep,
+) -> OAuthStarted:
+    """Where to send the user's browser to sign in; `state` ties the answer to this user."""
+    cls = _oauth_provider(provider)
+    if body.connection_id is not None:
+        await _connection_of(session, provider, body.connection_id, user)
+    assert cls.oauth is not None
+    spec = spec_from_env(cls.name, cls.oauth, services.settings)
+    auth_url, state = await begin(
+        services.db,
+        spec,
+        user_id=user.id,
+        connection_name=body.name,
+        connection_id=body.connection_id,
+    )
+    return OAuthStarted(auth_url=auth_url, state=state)
+
+
+@router.get("/oauth/callback", response_class=RedirectResponse, status_code=303)
+async def oauth_callback(
+    provider: str,
+    request: Request,
+    user: CurrentUser,
+    services: ServicesDep,
+    state: str = Query(max_length=200),
+    code: str | None = Query(default=None, max_length=4096),
+    error: str | None = Query(default=None, max_length=200),
+    error_description: str | None = Query(default=None, max_length=1000),
+) -> RedirectResponse:
+    """The provider sends the browser back here; store the connection, then show the UI."""
+    cls = _oauth_provider(provider)
+    assert cls.oauth is not None
+    spec = spec_from_env(cls.name, cls.oauth, services.settings)
+    tokens, pending = await complete(
+        services.db,
+        spec,
+        state=state,
+        code=code,
+        user_id=user.id,
+        error=error,
+        error_description=error_description,
+    )
+    connection, identity, created = await services.connections.connect_oauth(
+        provider=provider,
+        owner_id=user.id,
+        tokens=tokens,
+        name=pending.connection_name,
+        reconnect_id=pending.connection_id,
+    )
+    async with services.db.transaction() as tx:
+        audit.record(
+            tx,
+            Action.OAUTH_CALLBACK,
+            user_id=user.id,
+            target_type="connection",
+            target_id=connection.id,
+            ip=client_ip(request),
+            provider=provider,
+            account=identity.label,
+            reconnected=not created,
+        )
+        if created:
+            audit.record(
+                tx,
+                Action.CONNECTION_CREATED,
+                user_id=user.id,
+                target_type="connection",
+                target_id=connection.id,
+                ip=client_ip(request),
+                provider=provider,
+                account=identity.label,
+            )
+    return RedirectResponse(f"/?connected={connection.id}", status_code=303)
 
 
 @router.get("/list_folders", response_model=BrowseOut)

@@ -8,7 +8,7 @@ from sqlalchemy import select
 from vpack.api.deps import CurrentUser, IdPath, ServicesDep, SessionDep, can_see, client_ip, owned
 from vpack.api.schemas import BrowseOut, ConnectionOut, NewConnection, NodeOut
 from vpack.db.models import Connection, ConnectionStatus, Source
-from vpack.providers.base import AuthKind, BadConfig
+from vpack.providers.base import AuthExpired, AuthKind, BadConfig
 from vpack.providers.registry import get_provider_class
 from vpack.security import audit
 from vpack.security.audit import Action
@@ -122,6 +122,13 @@ async def check_connection(
     detail: str | None
     try:
         identity = await provider.check()
+    except AuthExpired as exc:
+        await services.engine.mark_reauth(connection.id, str(exc))
+        status_value, detail, account = (
+            ConnectionStatus.REAUTH_REQUIRED,
+            str(exc),
+            connection.account,
+        )
     except BadConfig as exc:
         status_value, detail, account = ConnectionStatus.ERROR, str(exc), connection.account
     else:
