@@ -161,3 +161,86 @@ def test_video_paging_and_filters(live: TestClient, footage: Path) -> None:
     assert live.get("/api/videos", headers=auth, params={"state": "failed"}).json()["items"] == []
     assert live.get("/api/videos", headers=auth, params={"state": "bogus"}).status_code == 422
     assert live.get("/api/videos/9999", headers=auth).status_code == 404
+
+
+def test_live_events_show_only_ones_own_progress(live: TestClient, footage: Path) -> None:
+    live.post("/api/setup", json={"email": ADMIN[0], "password": ADMIN[1]})
+    admin = {"Authorization": f"Bearer {login(live, *ADMIN)}"}
+    live.post("/api/users", headers=admin, json={"email": "b@shop.vn", "password": "b-password"})
+    bystander = {"Authorization": f"Bearer {login(live, 'b@shop.vn', 'b-password')}"}
+    live.cookies.clear()
+    for name in ("a.mp4", "b.mp4"):
+        clip = footage / "s" / "Cam" / name
+        clip.parent.mkdir(parents=True, exist_ok=True)
+        clip.write_bytes(os.urandom(200_000))
+        os.utime(clip, (time.time() - 3600,) * 2)
+    conn = live.post(
+        "/api/connections", headers=admin, json={"provider": "local", "name": "d", "config": {}}
+    ).json()
+    source = live.post(
+        "/api/sources",
+        headers=admin,
+        json={
+            "connection_id": conn["id"],
+            "name": "s",
+            "selections": [str(footage / "s")],
+            "options": {"settle_seconds": 0},
+        },
+    ).json()
+    progress = live.app.state.progress  # type: ignore[attr-defined]
+    mine, theirs = progress.listen(), progress.listen()
+    with (
+        live.stream("GET", "/api/events", headers=admin) as stream,
+        live.stream("GET", "/api/events", headers=bystander) as other,
+    ):
+        assert stream.headers["content-type"].startswith("text/event-stream")
+        assert other.status_code == 200
+        live.post(f"/api/sources/{source['id']}/sync", headers=admin)
+        finished, lines = 0, stream.iter_lines()
+        while finished < 2:
+            line = next(lines)
+            if line.startswith("data:") and '"finished"' in line:
+                assert f'"source_id": {source["id"]}' in line and '"ok": true' in line
+                finished += 1
+    assert mine.qsize() > 0 and theirs.qsize() > 0  # the hub saw the events...
+    progress.unlisten(mine)
+    progress.unlisten(theirs)
+    assert live.get("/api/events").status_code == 401
+
+
+def test_bystander_stream_gets_nothing_of_others(live: TestClient, footage: Path) -> None:
+    """The filter itself: an event for a source the user cannot see is never sent."""
+    live.post("/api/setup", json={"email": ADMIN[0], "password": ADMIN[1]})
+    admin = {"Authorization": f"Bearer {login(live, *ADMIN)}"}
+    live.post("/api/users", headers=admin, json={"email": "b@shop.vn", "password": "b-password"})
+    bystander = {"Authorization": f"Bearer {login(live, 'b@shop.vn', 'b-password')}"}
+    live.cookies.clear()
+    (footage / "s").mkdir()
+    ids = []
+    for who in (admin, bystander):
+        conn = live.post(
+            "/api/connections", headers=who, json={"provider": "local", "name": "d", "config": {}}
+        ).json()
+        ids.append(
+            live.post(
+                "/api/sources",
+                headers=who,
+                json={"connection_id": conn["id"], "name": "s", "selections": [str(footage / "s")]},
+            ).json()["id"]
+        )
+    admins_source, own_source = ids
+    progress = live.app.state.progress  # type: ignore[attr-defined]
+    portal = live.portal  # type: ignore[attr-defined]
+    with live.stream("GET", "/api/events", headers=bystander) as stream:
+        lines = stream.iter_lines()
+        assert next(lines).startswith("retry:")
+        # Published on the app's own event loop, as the engine does.
+        portal.call(progress.scanned, admins_source, 5)
+        portal.call(
+            progress.publish, {"type": "scanned", "source_id": own_source, "new": 0, "marker": 1}
+        )
+        received = []
+        while not any('"marker": 1' in line for line in received):
+            received.append(next(lines))
+            assert len(received) < 20, received
+    assert not any(f'"source_id": {admins_source},' in line for line in received)

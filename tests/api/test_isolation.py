@@ -48,7 +48,12 @@ def world(
         },
     )
     assert source.status_code == 201, source.text
+    services = client.app.state.services  # type: ignore[attr-defined]
+    report = client.portal.call(services.engine.sync, [source.json()["id"]])  # type: ignore[union-attr]
+    assert report.total("downloaded") == 1
+    (video,) = client.get("/api/videos", headers=owner.auth).json()["items"]
     return {
+        "video": video["id"],
         "owner": owner,
         "other": other,
         "admin": admin,
@@ -74,6 +79,8 @@ ROUTES = [
     ("GET", "/api/sources/{source}/status", None, READ),
     ("POST", "/api/sources/{source}/sync", None, ACCEPT),
     ("GET", "/api/cloud/local/list_folders?connection_id={connection}", None, READ),
+    ("GET", "/api/videos/{video}", None, READ),
+    ("GET", "/api/videos/{video}/content", None, READ),
 ]
 
 
@@ -113,6 +120,11 @@ def test_lists_show_only_ones_own(client: TestClient, world: dict[str, object]) 
         everyone = client.get(path, headers=_headers(world, ADMIN)).json()
         assert len(mine) == 1 and theirs == [] and len(everyone) == 1, (path, key)
         assert client.get(path).status_code == 401
+    for query in ("", "?source_id={source}"):
+        url = "/api/videos" + query.format(**world)
+        assert len(client.get(url, headers=_headers(world, OWNER)).json()["items"]) == 1
+        assert client.get(url, headers=_headers(world, OTHER)).json()["items"] == []
+        assert len(client.get(url, headers=_headers(world, ADMIN)).json()["items"]) == 1
     audit_other = client.get("/api/audit", headers=_headers(world, OTHER)).json()["items"]
     assert all(e["user_id"] == world["other"].id for e in audit_other)  # type: ignore[attr-defined]
     audit_all = client.get("/api/audit", headers=_headers(world, ADMIN)).json()["items"]
