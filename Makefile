@@ -5,6 +5,8 @@ BIN    := $(VENV)/bin
 HOST   ?= 127.0.0.1
 PORT   ?= 8000
 STAMP  := $(VENV)/.installed
+# Folders users may add as sources through the API/UI (the CLI may add any).
+export VPACK_LOCAL_ROOTS ?= $(HOME)
 
 .PHONY: run test lint typecheck unit install init bench clean
 
