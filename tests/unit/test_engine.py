@@ -192,9 +192,12 @@ async def test_dead_workers_leases_are_taken_back(services: Services, tmp_path: 
     _write(tmp_path / "src" / "a.mp4", b"abc")
     source_id = await _add(services, tmp_path / "src")
     await services.engine.scan_source(source_id)
-    host = services.engine.worker_id.split(":")[0]
-    dead = f"{host}:999999:deadbeef"  # no such pid
-    alive = f"{host}:{os.getpid()}:cafecafe"
+    host, pid, start, _ = services.engine.worker_id.split(":")
+    assert int(pid) == os.getpid() and start, "the id records this process's start time"
+    dead = f"{host}:999999:12345:deadbeef"  # no such pid
+    alive = f"{host}:{pid}:{start}:cafecafe"  # another worker in this very process: alive
+    reused = f"{host}:{pid}:{int(start) - 1}:0ld0ld00"  # same pid, earlier process: dead
+    elsewhere = "other-host:999999:1:feedfeed"  # another machine: its lease expiry decides
     async with services.db.transaction() as session:
         await session.execute(
             update(Video).values(
@@ -207,9 +210,16 @@ async def test_dead_workers_leases_are_taken_back(services: Services, tmp_path: 
     assert await services.engine.recover_dead_workers() == 1
     (row,) = await services.engine.claim(10)
     assert row.lease_owner == services.engine.worker_id
-    async with services.db.transaction() as session:
-        await session.execute(update(Video).values(lease_owner=alive))
-    assert await services.engine.recover_dead_workers() == 0, "a live worker keeps its lease"
+    for owner, released in ((alive, 0), (elsewhere, 0), ("no-colons", 0), (reused, 1)):
+        async with services.db.transaction() as session:
+            await session.execute(
+                update(Video).values(
+                    state=VideoState.DOWNLOADING,
+                    lease_owner=owner,
+                    lease_expires_at=datetime.now(UTC) + timedelta(hours=1),
+                )
+            )
+        assert await services.engine.recover_dead_workers() == released, owner
 
 
 async def test_expired_leases_are_claimable(services: Services, tmp_path: Path) -> None:

@@ -9,9 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
-import socket
-import uuid
 from collections.abc import Coroutine, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -55,6 +52,7 @@ from vpack.sync import durability
 from vpack.sync.progress import NullProgress, ProgressSink
 from vpack.sync.retry import RetryPolicy, Verdict, judge
 from vpack.sync.transfer import Staged, stage
+from vpack.sync.workers import WorkerId, make_worker_id
 
 log = logging.getLogger(__name__)
 
@@ -62,11 +60,6 @@ UPSERT_BATCH = 500
 RESULT_BATCH = 64
 RESULT_BATCH_BYTES = 512 * 1024 * 1024
 RESULT_MAX_DELAY = 1.0
-
-
-def make_worker_id() -> str:
-    """host:pid:random, so a restarted worker can tell its dead predecessor's leases."""
-    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
 
 
 @dataclass
@@ -459,7 +452,6 @@ class SyncEngine:
 
     async def recover_dead_workers(self) -> int:
         """Release leases of workers on this host whose process is gone (kill -9, crash)."""
-        host = socket.gethostname()
         async with self.db.session() as session:
             owners = (
                 (
@@ -477,9 +469,8 @@ class SyncEngine:
         released = 0
         for owner in owners:
             assert owner is not None
-            parts = owner.split(":")
-            mine = len(parts) == 3 and parts[0] == host and owner != self.worker_id
-            if mine and not _pid_alive(int(parts[1])):
+            worker = WorkerId.parse(owner)
+            if owner != self.worker_id and worker is not None and worker.is_dead_on_this_host():
                 released += await self.release_leases(owner)
         return released
 
@@ -863,13 +854,3 @@ async def _get_source(session: AsyncSession, source_id: int) -> Source:
 def _chunks(items: list[str], size: int) -> Iterable[list[str]]:
     for i in range(0, len(items), size):
         yield items[i : i + size]
-
-
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
