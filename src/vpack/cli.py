@@ -12,7 +12,6 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import click
-import uvicorn
 from sqlalchemy import select
 
 from vpack import __version__, catalog
@@ -387,6 +386,8 @@ def worker() -> None:
 @click.option("--port", default=8000, show_default=True, type=int)
 def serve(host: str, port: int) -> None:
     """The web service (API) with the sync worker running inside it."""
+    import uvicorn  # imported here: the other commands should not pay for the web stack
+
     from vpack.api.app import create_app
 
     settings = _settings()
@@ -394,22 +395,21 @@ def serve(host: str, port: int) -> None:
         prepare(settings)
     except Exception as exc:
         raise click.ClickException(f"cannot open the database: {exc}") from None
-    server = _Server(uvicorn.Config(create_app(settings), host=host, port=port, log_level="info"))
-    server.run()
 
+    class Server(uvicorn.Server):
+        """A SIGTERM that ended in a clean shutdown exits 0.
 
-class _Server(uvicorn.Server):
-    """uvicorn's server, but a SIGTERM that ended in a clean shutdown exits 0.
+        uvicorn re-raises the caught signal after shutting down, which makes
+        service managers and scripts see a crash (-15) for a clean stop.
+        """
 
-    uvicorn re-raises the caught signal after shutting down, which makes
-    service managers and scripts see a crash (-15) for a clean stop.
-    """
+        @contextlib.contextmanager
+        def capture_signals(self) -> Iterator[None]:
+            with super().capture_signals():
+                yield
+                self._captured_signals.clear()
 
-    @contextlib.contextmanager
-    def capture_signals(self) -> Iterator[None]:
-        with super().capture_signals():
-            yield
-            self._captured_signals.clear()
+    Server(uvicorn.Config(create_app(settings), host=host, port=port, log_level="info")).run()
 
 
 def _human(n: int) -> str:

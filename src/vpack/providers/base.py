@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import enum
 from abc import ABC, abstractmethod
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, ClassVar
@@ -169,6 +169,9 @@ class Checkpoint:
 
 ScanEvent = Found | Removed | Waiting | Checkpoint
 
+# A blocking byte stream from an offset; for sources on local disks.
+BlockingReader = Callable[[int], Iterator[bytes]]
+
 
 class Provider(ABC):
     """A source of videos. One instance serves one connection."""
@@ -219,6 +222,11 @@ class Provider(ABC):
     @abstractmethod
     def open(self, video: RemoteVideo, offset: int = 0) -> AsyncIterator[bytes]:
         """The video's bytes from `offset` (0 unless Features.ranged_reads)."""
+
+    def blocking_reader(self, video: RemoteVideo) -> BlockingReader | None:
+        """For sources read with blocking file calls: the same bytes as `open`, so the
+        engine can move a whole video in one thread. None (the default): use `open`."""
+        return None
 
     async def validate_selection(self, selection: str) -> str:
         """Raise BadConfig unless `selection` can be synced; return its display name."""

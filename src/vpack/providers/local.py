@@ -4,14 +4,15 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import functools
 import os
 import socket
 import stat
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Generator, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, BinaryIO
 
 from pydantic import BaseModel, Field
 
@@ -21,6 +22,7 @@ if TYPE_CHECKING:
 from vpack.providers.base import (
     AuthKind,
     BadConfig,
+    BlockingReader,
     BrowsePage,
     Checkpoint,
     Features,
@@ -40,7 +42,7 @@ VIDEO_EXTENSIONS = frozenset(
     {".mp4", ".avi", ".mov", ".mkv", ".flv", ".wmv", ".m4v", ".dav", ".ts", ".ps", ".h264", ".h265"}
 )
 _RAW_PREFIX = "/b64:"  # a relative path never starts with "/", so this cannot clash
-_READ_BYTES = 4 * 1024 * 1024
+_READ_BYTES = 1024 * 1024  # large enough for full speed; small enough to keep memory flat
 
 
 class LocalConfig(BaseModel):
@@ -180,20 +182,29 @@ class LocalProvider(Provider):
         yield Checkpoint(cursor=None, complete=walker.complete)
 
     async def open(self, video: RemoteVideo, offset: int = 0) -> AsyncIterator[bytes]:
-        path = self._file_path(video)
-        handle = await asyncio.to_thread(_open_if_unchanged, path, video.revision)
+        chunks = self._read(video, offset)
         try:
-            if offset:
-                await asyncio.to_thread(handle.seek, offset)
-            while chunk := await asyncio.to_thread(handle.read, _READ_BYTES):
+            while (chunk := await asyncio.to_thread(next, chunks, b"")) != b"":
                 yield chunk
-            # A writer that touched the file while we read it leaves a mixed copy:
-            # refuse it; the next scan offers the new revision once it settles.
-            now = await asyncio.to_thread(_stat_or_none, path)
-            if now is None or _revision(now) != video.revision:
-                raise Transient(f"{video.path} changed while it was being copied", restart=True)
         finally:
-            await asyncio.to_thread(handle.close)
+            await asyncio.to_thread(chunks.close)
+
+    def blocking_reader(self, video: RemoteVideo) -> BlockingReader:
+        return functools.partial(self._read, video)
+
+    def _read(self, video: RemoteVideo, offset: int) -> Generator[bytes, None, None]:
+        """The file's bytes from `offset`, refused if it changes while read."""
+        path = self._file_path(video)
+        with _open_if_unchanged(path, video.revision) as handle:
+            if offset:
+                handle.seek(offset)
+            while chunk := handle.read(_READ_BYTES):
+                yield chunk
+        # A writer that touched the file while we read it leaves a mixed copy:
+        # refuse it; the next scan offers the new revision once it settles.
+        now = _stat_or_none(path)
+        if now is None or _revision(now) != video.revision:
+            raise Transient(f"{video.path} changed while it was being copied", restart=True)
 
     def _file_path(self, video: RemoteVideo) -> bytes:
         root = os.fsencode(video.extra["root"])
@@ -228,9 +239,9 @@ def _stat_or_none(path: bytes) -> os.stat_result | None:
         return None
 
 
-def _open_if_unchanged(path: bytes, revision: str):  # type: ignore[no-untyped-def]
+def _open_if_unchanged(path: bytes, revision: str) -> BinaryIO:
     try:
-        handle = open(path, "rb", buffering=0)  # noqa: SIM115 - closed by the caller
+        handle: BinaryIO = open(path, "rb", buffering=0)  # noqa: SIM115 - closed by the caller
     except FileNotFoundError:
         raise NotFound(f"{_display(path)} was removed before it could be copied") from None
     except PermissionError:

@@ -6,6 +6,7 @@ import os
 import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from functools import lru_cache
 from pathlib import Path
 
 import jwt
@@ -42,12 +43,16 @@ def verify_password(stored_hash: str, password: str) -> bool:
         return False
 
 
-# Spent on unknown accounts too, so response time does not reveal which emails exist.
-_DUMMY_HASH = _hasher.hash(secrets.token_urlsafe(16))
+@lru_cache(maxsize=1)
+def _dummy_hash() -> str:
+    # Made on first use, not at import: argon2id takes 64 MiB and every CLI
+    # command imports this module.
+    return _hasher.hash(secrets.token_urlsafe(16))
 
 
 def burn_password_check(password: str) -> None:
-    verify_password(_DUMMY_HASH, password)
+    """Spend a real check on unknown accounts, so timing does not reveal which emails exist."""
+    verify_password(_dummy_hash(), password)
 
 
 @dataclass(frozen=True)

@@ -57,6 +57,7 @@ from vpack.sync.workers import WorkerId, make_worker_id
 log = logging.getLogger(__name__)
 
 UPSERT_BATCH = 500
+CLAIM_BATCH = 64
 RESULT_BATCH = 64
 RESULT_BATCH_BYTES = 512 * 1024 * 1024
 RESULT_MAX_DELAY = 1.0
@@ -225,6 +226,9 @@ class SyncEngine:
         """Upsert one batch and, in the same transaction, its cursor. Returns rows added."""
         added = 0
         async with self.db.transaction() as session:
+            # Most of a rescan is already known: look those up (one cheap SELECT)
+            # instead of compiling a 500-row INSERT that would insert nothing.
+            videos = await self._unknown(session, source.id, videos)
             if videos:
                 rows = [self._row(source, selection, v) for v in videos]
                 stmt = self._insert(session).values(rows)
@@ -247,6 +251,20 @@ class SyncEngine:
                 if fresh is not None:
                     fresh.cursors = {**fresh.cursors, selection: cursor}
         return added
+
+    async def _unknown(
+        self, session: AsyncSession, source_id: int, videos: Sequence[RemoteVideo]
+    ) -> list[RemoteVideo]:
+        if not videos:
+            return []
+        rows = await session.execute(
+            select(Video.remote_id, Video.revision).where(
+                Video.source_id == source_id,
+                Video.remote_id.in_({v.remote_id for v in videos}),
+            )
+        )
+        known = {(remote_id, revision) for remote_id, revision in rows}
+        return [v for v in videos if (v.remote_id, v.revision) not in known]
 
     def _insert(self, session: AsyncSession) -> Any:
         dialect = self.db.engine.dialect.name
@@ -531,14 +549,18 @@ class SyncEngine:
 
     async def _drain(self, run: _Run) -> None:
         limit = self.settings.concurrency
-        queue: asyncio.Queue[Video | None] = asyncio.Queue(maxsize=limit * 2)
+        # Claims come in batches (one UPDATE each), refilled only once the queue
+        # runs low: small files go by in a blink, and claiming a row each time a
+        # worker took one made the database the bottleneck.
+        batch = max(CLAIM_BATCH, limit * 2)
+        queue: asyncio.Queue[Video | None] = asyncio.Queue()
+        running_low = asyncio.Event()
 
         async def claimer() -> None:
             try:
                 while True:
-                    room = max(1, min(32, queue.maxsize - queue.qsize()))
                     rows = await self.claim(
-                        room,
+                        batch,
                         source_ids=run.source_ids,
                         due_only=run.due_only,
                         exclude_connections=run.blocked,
@@ -546,13 +568,17 @@ class SyncEngine:
                     if not rows:
                         return
                     for row in rows:
-                        await queue.put(row)
+                        queue.put_nowait(row)
+                    running_low.clear()
+                    await running_low.wait()
             finally:
                 for _ in range(limit):
-                    await queue.put(None)
+                    queue.put_nowait(None)
 
         async def worker() -> None:
             while (row := await queue.get()) is not None:
+                if queue.qsize() <= batch // 2:
+                    running_low.set()
                 tally = run.tallies.setdefault(row.source_id, Tally(source_id=row.source_id))
                 await self._download(row, tally, run)
                 await run.batch.flush_if_due()
@@ -568,14 +594,22 @@ class SyncEngine:
             await asyncio.sleep(period)
             await self.renew_leases()
 
+    async def _provider_of_source(self, source_id: int, run: _Run) -> Provider:
+        """The provider for a source's connection, looked up once per run."""
+        connection_id = run.connection_of.get(source_id)
+        if connection_id is None:
+            async with self.db.session() as session:
+                source = await _get_source(session, source_id)
+            connection_id = run.connection_of[source_id] = source.connection_id
+            if connection_id not in self._providers:
+                self._providers[connection_id] = self.connections.build(source.connection)
+        return self._providers[connection_id]
+
     async def _download(self, row: Video, tally: Tally, run: _Run) -> None:
         progress = run.progress
         progress.started(row.source_id, row.id, row.name, row.size)
         try:
-            async with self.db.session() as session:
-                source = await _get_source(session, row.source_id)
-            connection = source.connection
-            provider = await self.provider_for(connection)
+            provider = await self._provider_of_source(row.source_id, run)
             staged = await stage(
                 provider,
                 _remote(row),
@@ -804,6 +838,7 @@ class _Run:
     progress: ProgressSink
     batch: _ResultBatch
     tallies: dict[int, Tally] = field(default_factory=dict)
+    connection_of: dict[int, int] = field(default_factory=dict)  # source id -> connection id
     blocked: set[int] = field(default_factory=set)  # connections paused or needing reauth
     rate_limits: _RateLimits = field(default_factory=_RateLimits)
 
