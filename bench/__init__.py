@@ -1,0 +1,1 @@
+"""Benchmarks for VPACK Sources (run with `make bench`)."""

@@ -1,0 +1,1 @@
+"""Local-folder copy benchmark: `vpack sync` beside `cp -r` and `rclone copy`."""
