@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from fastapi import APIRouter, HTTPException, Query, Request, status
 from fastapi.responses import RedirectResponse
-from sqlalchemy import select, update
+from sqlalchemy import select
 
-from vpack import catalog
 from vpack.api.deps import CurrentUser, IdPath, IdQuery, ServicesDep, SessionDep, client_ip
 from vpack.api.routes.connections import browse, owned_connection
+from vpack.api.routes.sources import create_owned_source, start_sync
 from vpack.api.schemas import Accepted, BrowseOut, DownloadRequest, OAuthStart, OAuthStarted
 from vpack.db.models import Connection, Source
 from vpack.providers.base import AuthKind, BadConfig, Provider
@@ -149,31 +149,18 @@ async def download(
     )
     source = next((s for s in existing if sorted(s.selections) == sorted(body.items)), None)
     if source is None:
-        source_id = await catalog.add_source(
-            services.db,
-            services.connections,
+        source_id = await create_owned_source(
+            request,
+            services,
+            user,
             connection_id=connection.id,
             name=body.name or f"{connection.name}: {len(body.items)} folder(s)",
             selections=body.items,
             options={},
             interval_s=3600,
-            owner_id=user.id,
+            via="download",
         )
-        async with services.db.transaction() as tx:
-            audit.record(
-                tx,
-                Action.SOURCE_CREATED,
-                user_id=user.id,
-                target_type="source",
-                target_id=source_id,
-                ip=client_ip(request),
-                via="download",
-            )
     else:
         source_id = source.id
-    await services.engine.requeue([source_id])
-    async with services.db.transaction() as tx:
-        await tx.execute(update(Source).where(Source.id == source_id).values(next_scan_at=None))
-    if request.app.state.executor is not None:
-        request.app.state.executor.sync_soon()
+    await start_sync(request, services, source_id)
     return Accepted(source_id=source_id)

@@ -80,29 +80,18 @@ async def create_source(
     session: SessionDep,
 ) -> SourceOut:
     connection = await owned_connection(session, body.connection_id, user)
-    source_id = await catalog.add_source(
-        services.db,
-        services.connections,
+    source_id = await create_owned_source(
+        request,
+        services,
+        user,
         connection_id=connection.id,
         name=body.name,
         selections=body.selections,
         options=body.options,
         interval_s=body.interval_s,
         cameras=body.cameras,
-        owner_id=user.id,
         filters=body.filters,
     )
-    async with services.db.transaction() as tx:
-        audit.record(
-            tx,
-            Action.SOURCE_CREATED,
-            user_id=user.id,
-            target_type="source",
-            target_id=source_id,
-            ip=client_ip(request),
-            name=body.name,
-            connection_id=connection.id,
-        )
     _nudge(request)
     return await get_source(source_id, user, session)
 
@@ -203,10 +192,7 @@ async def sync_now(
 ) -> Accepted:
     """Scan now and retry failed videos; the background worker does the work."""
     source = await owned_source(session, source_id, user)
-    await services.engine.requeue([source.id])
-    async with services.db.transaction() as tx:
-        await tx.execute(update(Source).where(Source.id == source.id).values(next_scan_at=None))
-    _nudge(request)
+    await start_sync(request, services, source.id)
     return Accepted(source_id=source.id)
 
 
@@ -245,6 +231,57 @@ async def source_status(
         last_scan_at=source.last_scan_at,
         next_scan_at=source.next_scan_at,
     )
+
+
+async def create_owned_source(
+    request: Request,
+    services: ServicesDep,
+    user: CurrentUser,
+    *,
+    connection_id: int,
+    name: str,
+    selections: list[str],
+    options: dict[str, Any],
+    interval_s: int,
+    cameras: dict[str, str] | None = None,
+    filters: dict[str, Any] | None = None,
+    via: str = "sources",
+) -> int:
+    """Validate and store a source of the user's, audited, and sync it soon."""
+    source_id = await catalog.add_source(
+        services.db,
+        services.connections,
+        connection_id=connection_id,
+        name=name,
+        selections=selections,
+        options=options,
+        interval_s=interval_s,
+        cameras=cameras,
+        owner_id=user.id,
+        filters=filters,
+    )
+    async with services.db.transaction() as tx:
+        audit.record(
+            tx,
+            Action.SOURCE_CREATED,
+            user_id=user.id,
+            target_type="source",
+            target_id=source_id,
+            ip=client_ip(request),
+            name=name,
+            connection_id=connection_id,
+            via=via,
+        )
+    _nudge(request)
+    return source_id
+
+
+async def start_sync(request: Request, services: ServicesDep, source_id: int) -> None:
+    """Scan now and retry failed videos; the background worker picks it up at once."""
+    await services.engine.requeue([source_id])
+    async with services.db.transaction() as tx:
+        await tx.execute(update(Source).where(Source.id == source_id).values(next_scan_at=None))
+    _nudge(request)
 
 
 def _nudge(request: Request) -> None:

@@ -1,0 +1,89 @@
+"""Staging one video, on both paths: the async stream (network providers) and the
+blocking reader (local files). Real files on disk either way."""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import os
+import time
+from pathlib import Path
+
+import pytest
+
+from vpack.providers.base import BlockingReader, Features, HashKind, RemoteVideo, Transient
+from vpack.providers.local import LocalProvider, LocalSourceOptions
+from vpack.providers.registry import build_provider
+from vpack.sync.transfer import stage
+
+DATA = os.urandom(3 * 1024 * 1024 + 17)
+
+
+class StreamingLocal(LocalProvider):
+    """The local provider made to go through `open()`, as network providers do,
+    and to promise a sha256 like Drive or Dropbox."""
+
+    features = dataclasses.replace(LocalProvider.features, hash_kind=HashKind.SHA256)
+
+    def blocking_reader(self, video: RemoteVideo) -> BlockingReader | None:  # type: ignore[override]
+        return None
+
+
+class HashingLocal(LocalProvider):
+    features: Features = dataclasses.replace(LocalProvider.features, hash_kind=HashKind.SHA256)
+
+
+@pytest.fixture(params=[StreamingLocal, HashingLocal], ids=["async-stream", "blocking"])
+def provider(request: pytest.FixtureRequest, tmp_path: Path) -> LocalProvider:
+    base = build_provider("local", {"roots": [str(tmp_path)]})
+    made: LocalProvider = request.param(base.config)
+    return made
+
+
+async def _video(provider: LocalProvider, tmp_path: Path, sha: str | None) -> RemoteVideo:
+    path = tmp_path / "src" / "clip.mp4"
+    path.parent.mkdir(exist_ok=True)
+    path.write_bytes(DATA)
+    os.utime(path, (time.time() - 3600,) * 2)
+    options = LocalSourceOptions(settle_seconds=0)
+    async for event in provider.scan(str(tmp_path / "src"), None, options):
+        video = getattr(event, "video", None)
+        if video is not None:
+            return dataclasses.replace(video, hash=sha)
+    raise AssertionError("not found")
+
+
+async def test_fresh_and_resumed(provider: LocalProvider, tmp_path: Path) -> None:
+    video = await _video(provider, tmp_path, hashlib.sha256(DATA).hexdigest())
+    seen: list[int] = []
+    staged = await stage(provider, video, tmp_path / "1.part", on_bytes=seen.append)
+    assert staged.size == len(DATA) and sum(seen) == len(DATA)
+    assert staged.sha256 == hashlib.sha256(DATA).hexdigest()
+    assert (tmp_path / "1.part").read_bytes() == DATA
+
+    (tmp_path / "2.part").write_bytes(DATA[:1_000_000])  # an earlier attempt's prefix
+    seen.clear()
+    resumed = await stage(provider, video, tmp_path / "2.part", on_bytes=seen.append)
+    assert resumed.sha256 == staged.sha256 and seen[0] == 1_000_000
+    assert (tmp_path / "2.part").read_bytes() == DATA
+
+
+async def test_wrong_hash_is_refused_and_dropped(provider: LocalProvider, tmp_path: Path) -> None:
+    video = await _video(provider, tmp_path, "0" * 64)
+    with pytest.raises(Transient, match="sha256 mismatch"):
+        await stage(provider, video, tmp_path / "1.part")
+    assert not (tmp_path / "1.part").exists()
+
+
+async def test_too_long_part_starts_over(provider: LocalProvider, tmp_path: Path) -> None:
+    video = await _video(provider, tmp_path, None)
+    (tmp_path / "1.part").write_bytes(DATA + b"extra")  # not a prefix of this video
+    staged = await stage(provider, video, tmp_path / "1.part")
+    assert staged.size == len(DATA) and (tmp_path / "1.part").read_bytes() == DATA
+
+
+async def test_short_stream_is_refused(provider: LocalProvider, tmp_path: Path) -> None:
+    video = dataclasses.replace(await _video(provider, tmp_path, None), size=len(DATA) + 1)
+    with pytest.raises(Transient, match="expected"):
+        await stage(provider, video, tmp_path / "1.part")
+    assert not (tmp_path / "1.part").exists()
