@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
@@ -79,3 +80,25 @@ def make_user(client: TestClient, admin: Person) -> Callable[[str], Person]:
         return Person(email, password, made.json()["id"], token)
 
     return make
+
+
+def local_source(
+    client: TestClient, headers: dict[str, str], folder: Path, **fields: object
+) -> dict[str, Any]:
+    """A local-folder connection and a source over `folder` (settle 0), as a user would."""
+    conn = client.post(
+        "/api/connections",
+        headers=headers,
+        json={"provider": "local", "name": folder.name, "config": {}},
+    )
+    assert conn.status_code == 201, conn.text
+    body = {
+        "connection_id": conn.json()["id"],
+        "name": folder.name,
+        "selections": [str(folder)],
+        "options": {"settle_seconds": 0},
+        **fields,
+    }
+    source = client.post("/api/sources", headers=headers, json=body)
+    assert source.status_code == 201, source.text
+    return dict(source.json())

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from fastapi.testclient import TestClient
 
-from tests.api.conftest import ADMIN, login
+from tests.api.conftest import ADMIN, local_source, login
 from tests.media import make_video
 from vpack.api.app import create_app
 from vpack.settings import Settings
@@ -127,19 +127,7 @@ def test_video_paging_and_filters(live: TestClient, footage: Path) -> None:
     live.post("/api/setup", json={"email": ADMIN[0], "password": ADMIN[1]})
     auth = {"Authorization": f"Bearer {login(live, *ADMIN)}"}
     live.cookies.clear()
-    conn = live.post(
-        "/api/connections", headers=auth, json={"provider": "local", "name": "d", "config": {}}
-    ).json()
-    source = live.post(
-        "/api/sources",
-        headers=auth,
-        json={
-            "connection_id": conn["id"],
-            "name": "s",
-            "selections": [str(footage / "s")],
-            "options": {"settle_seconds": 0},
-        },
-    ).json()
+    source = local_source(live, auth, footage / "s")
     live.post(f"/api/sources/{source['id']}/sync", headers=auth)
     _wait(
         lambda: (
@@ -174,19 +162,7 @@ def test_live_events_show_only_ones_own_progress(live: TestClient, footage: Path
         clip.parent.mkdir(parents=True, exist_ok=True)
         clip.write_bytes(os.urandom(200_000))
         os.utime(clip, (time.time() - 3600,) * 2)
-    conn = live.post(
-        "/api/connections", headers=admin, json={"provider": "local", "name": "d", "config": {}}
-    ).json()
-    source = live.post(
-        "/api/sources",
-        headers=admin,
-        json={
-            "connection_id": conn["id"],
-            "name": "s",
-            "selections": [str(footage / "s")],
-            "options": {"settle_seconds": 0},
-        },
-    ).json()
+    source = local_source(live, admin, footage / "s")
     progress = live.app.state.progress  # type: ignore[attr-defined]
     mine, theirs = progress.listen(), progress.listen()
     with (

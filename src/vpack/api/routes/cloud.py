@@ -91,28 +91,19 @@ async def oauth_callback(
         name=pending.connection_name,
         reconnect_id=pending.connection_id,
     )
+    actions = [Action.OAUTH_CALLBACK] + ([Action.CONNECTION_CREATED] if created else [])
     async with services.db.transaction() as tx:
-        audit.record(
-            tx,
-            Action.OAUTH_CALLBACK,
-            user_id=user.id,
-            target_type="connection",
-            target_id=connection.id,
-            ip=client_ip(request),
-            provider=provider,
-            account=identity.label,
-            reconnected=not created,
-        )
-        if created:
+        for action in actions:
             audit.record(
                 tx,
-                Action.CONNECTION_CREATED,
+                action,
                 user_id=user.id,
                 target_type="connection",
                 target_id=connection.id,
                 ip=client_ip(request),
                 provider=provider,
                 account=identity.label,
+                reconnected=not created,
             )
     return RedirectResponse(f"/?connected={connection.id}", status_code=303)
 
