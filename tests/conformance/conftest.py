@@ -9,12 +9,14 @@ import pytest
 
 from tests.conformance.harness import CAPABILITIES, Harness
 from tests.conformance.local_harness import LocalHarness
+from tests.conformance.s3_harness import S3Harness
 
 _NOBODY = "no-provider-has-this-capability"
 
 # One line per provider: name -> (capabilities, factory). Factories get a temp dir.
 HARNESSES: dict[str, tuple[frozenset[str], Callable[[Path], Harness]]] = {
     "local": (LocalHarness.capabilities, LocalHarness),
+    "s3": (S3Harness.capabilities, S3Harness),
 }
 
 

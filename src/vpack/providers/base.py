@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import enum
 from abc import ABC, abstractmethod
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Generator, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, ClassVar
@@ -169,8 +170,21 @@ class Checkpoint:
 
 ScanEvent = Found | Removed | Waiting | Checkpoint
 
-# A blocking byte stream from an offset; for sources on local disks.
+# A blocking byte stream from an offset; for sources read with blocking calls.
 BlockingReader = Callable[[int], Iterator[bytes]]
+
+
+async def stream_in_thread(chunks: Generator[bytes, None, None]) -> AsyncIterator[bytes]:
+    """A blocking chunk generator as an async stream, each step in a thread.
+
+    Providers with blocking clients write one generator, offer it through
+    `blocking_reader`, and implement `open` with this: one reader, two paths.
+    """
+    try:
+        while chunk := await asyncio.to_thread(next, chunks, b""):
+            yield chunk
+    finally:
+        await asyncio.to_thread(chunks.close)
 
 
 class Provider(ABC):

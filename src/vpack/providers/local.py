@@ -35,6 +35,7 @@ from vpack.providers.base import (
     ScanEvent,
     Transient,
     Waiting,
+    stream_in_thread,
 )
 from vpack.providers.registry import register
 
@@ -181,13 +182,8 @@ class LocalProvider(Provider):
                 yield event
         yield Checkpoint(cursor=None, complete=walker.complete)
 
-    async def open(self, video: RemoteVideo, offset: int = 0) -> AsyncIterator[bytes]:
-        chunks = self._read(video, offset)
-        try:
-            while (chunk := await asyncio.to_thread(next, chunks, b"")) != b"":
-                yield chunk
-        finally:
-            await asyncio.to_thread(chunks.close)
+    def open(self, video: RemoteVideo, offset: int = 0) -> AsyncIterator[bytes]:
+        return stream_in_thread(self._read(video, offset))
 
     def blocking_reader(self, video: RemoteVideo) -> BlockingReader:
         return functools.partial(self._read, video)
