@@ -5,7 +5,12 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from typing import Any, ClassVar
 
+from sqlalchemy import select
+
+from vpack import catalog
+from vpack.db.models import Video
 from vpack.providers.base import Provider
+from vpack.services import Services
 
 # Capabilities a harness may declare. A contract case that needs one is only
 # generated for harnesses that have it (never skipped), so every listed case
@@ -65,6 +70,26 @@ class Harness(ABC):
     async def corrupt_next_download(self) -> None:
         raise AssertionError(f"{self.name} declared no {WRONG_HASH}")
 
+    async def add_source(self, services: Services, **options: Any) -> int:
+        """A connection made as a user makes one (checked, secrets in the vault) and a
+        source over the harness's selection. Returns the source id."""
+        connection, _ = await services.connections.create(
+            provider=self.provider_name,
+            name=self.name,
+            config=self.connection_config(),
+            owner_id=None,
+            from_api=False,
+        )
+        return await catalog.add_source(
+            services.db,
+            services.connections,
+            connection_id=connection.id,
+            name=f"{self.name} source",
+            selections=[self.selection()],
+            options={**self.source_options(), **options},
+            interval_s=60,
+        )
+
     def build(self, config: dict[str, Any] | None = None) -> Provider:
         from vpack.providers.registry import build_provider
 
@@ -72,3 +97,12 @@ class Harness(ABC):
 
     async def aclose(self) -> None:  # noqa: B027 - the local harness has nothing to stop
         """Stop the emulator."""
+
+
+async def videos_of(services: Services, source_id: int) -> list[Video]:
+    """A source's video rows, oldest first."""
+    async with services.db.session() as session:
+        rows = await session.execute(
+            select(Video).where(Video.source_id == source_id).order_by(Video.id)
+        )
+        return list(rows.scalars())

@@ -6,7 +6,6 @@ import hashlib
 import os
 
 import pytest
-from sqlalchemy import select
 
 from tests.conformance.harness import (
     CUT_STREAM,
@@ -15,9 +14,9 @@ from tests.conformance.harness import (
     TOKEN_EXPIRY,
     WRONG_HASH,
     Harness,
+    videos_of,
 )
-from vpack import catalog
-from vpack.db.models import Connection, Video, VideoState
+from vpack.db.models import Video, VideoState
 from vpack.providers.base import (
     BadConfig,
     Checkpoint,
@@ -57,33 +56,6 @@ async def _read(harness: Harness, video: RemoteVideo, offset: int = 0) -> bytes:
         return b"".join([chunk async for chunk in provider.open(video, offset)])
     finally:
         await provider.aclose()
-
-
-async def _source(services: Services, harness: Harness) -> int:
-    async with services.db.transaction() as session:
-        connection = Connection(
-            provider=harness.provider_name, name=harness.name, config=harness.connection_config()
-        )
-        session.add(connection)
-        await session.flush()
-        connection_id = connection.id
-    return await catalog.add_source(
-        services.db,
-        services.connections,
-        connection_id=connection_id,
-        name=f"{harness.name} source",
-        selections=[harness.selection()],
-        options=harness.source_options(),
-        interval_s=60,
-    )
-
-
-async def _videos(services: Services, source_id: int) -> list[Video]:
-    async with services.db.session() as session:
-        rows = await session.execute(
-            select(Video).where(Video.source_id == source_id).order_by(Video.id)
-        )
-        return list(rows.scalars())
 
 
 def _published(services: Services, video: Video) -> bytes:
@@ -155,35 +127,35 @@ async def test_scan_from_empty_finds_every_video(harness: Harness) -> None:
 
 async def test_scan_from_cursor_finds_what_is_new(services: Services, harness: Harness) -> None:
     await harness.add_video("Cam1", "a.mp4", CLIP)
-    source_id = await _source(services, harness)
+    source_id = await harness.add_source(services)
     first = await services.engine.sync([source_id])
     assert (first.total("new"), first.total("downloaded")) == (1, 1)
     await harness.add_video("Cam1", "b.mp4", b"second clip")
     second = await services.engine.sync([source_id])
     assert (second.total("new"), second.total("downloaded")) == (1, 1)
-    rows = await _videos(services, source_id)
+    rows = await videos_of(services, source_id)
     assert [r.name for r in rows] == ["a.mp4", "b.mp4"]
     assert _published(services, rows[1]) == b"second clip"
 
 
 async def test_nothing_new_fetches_nothing(services: Services, harness: Harness) -> None:
     await harness.add_video("Cam1", "a.mp4", CLIP)
-    source_id = await _source(services, harness)
+    source_id = await harness.add_source(services)
     await services.engine.sync([source_id])
     again = await services.engine.sync([source_id])
     assert again.as_dict()["new"] == 0 and again.as_dict()["downloaded"] == 0
-    assert len(await _videos(services, source_id)) == 1
+    assert len(await videos_of(services, source_id)) == 1
 
 
 async def test_removal_is_recorded_and_our_copy_kept(services: Services, harness: Harness) -> None:
     await harness.add_video("Cam1", "a.mp4", CLIP)
     await harness.add_video("Cam1", "b.mp4", b"bbb")
-    source_id = await _source(services, harness)
+    source_id = await harness.add_source(services)
     await services.engine.sync([source_id])
     await harness.remove_video("Cam1", "a.mp4")
     report = await services.engine.sync([source_id])
     assert report.total("removed") == 1
-    rows = {r.name: r for r in await _videos(services, source_id)}
+    rows = {r.name: r for r in await videos_of(services, source_id)}
     assert rows["a.mp4"].removed_at is not None and rows["b.mp4"].removed_at is None
     assert _published(services, rows["a.mp4"]) == CLIP
 
@@ -191,10 +163,10 @@ async def test_removal_is_recorded_and_our_copy_kept(services: Services, harness
 async def test_every_copy_is_verified(services: Services, harness: Harness) -> None:
     await harness.add_video("Cam1", "a.mp4", CLIP)
     await harness.add_video("Cam2", "b.mp4", CLIP[::-1])
-    source_id = await _source(services, harness)
+    source_id = await harness.add_source(services)
     report = await services.engine.sync([source_id])
     assert report.ok and report.total("bytes") == 2 * len(CLIP)
-    for row in await _videos(services, source_id):
+    for row in await videos_of(services, source_id):
         data = _published(services, row)
         assert row.state == VideoState.DONE
         assert row.sha256 == hashlib.sha256(data).hexdigest()
@@ -214,15 +186,15 @@ async def test_ranged_read_starts_at_offset(harness: Harness) -> None:
 @pytest.mark.needs(RANGED)
 async def test_interrupted_download_resumes(services: Services, harness: Harness) -> None:
     await harness.add_video("Cam1", "a.mp4", CLIP)
-    source_id = await _source(services, harness)
+    source_id = await harness.add_source(services)
     await services.engine.scan_source(source_id)
-    (row,) = await _videos(services, source_id)
+    (row,) = await videos_of(services, source_id)
     part = services.store.part_path(row.id)
     part.parent.mkdir(parents=True, exist_ok=True)
     part.write_bytes(CLIP[:100_000])  # what an earlier, interrupted attempt left
     tallies = await services.engine.run_downloads([source_id])
     assert tallies[source_id].downloaded == 1
-    (row,) = await _videos(services, source_id)
+    (row,) = await videos_of(services, source_id)
     assert _published(services, row) == CLIP
     assert row.sha256 == hashlib.sha256(CLIP).hexdigest()
 
@@ -230,24 +202,24 @@ async def test_interrupted_download_resumes(services: Services, harness: Harness
 @pytest.mark.needs(CUT_STREAM)
 async def test_cut_stream_is_retried_and_completed(services: Services, harness: Harness) -> None:
     await harness.add_video("Cam1", "a.mp4", CLIP)
-    source_id = await _source(services, harness)
+    source_id = await harness.add_source(services)
     await harness.cut_next_download(after_bytes=50_000)
     await services.engine.sync([source_id])
     report = await services.engine.sync([source_id])
-    (row,) = await _videos(services, source_id)
+    (row,) = await videos_of(services, source_id)
     assert row.state == VideoState.DONE and _published(services, row) == CLIP, report
 
 
 @pytest.mark.needs(WRONG_HASH)
 async def test_wrong_checksum_is_never_published(services: Services, harness: Harness) -> None:
     await harness.add_video("Cam1", "a.mp4", CLIP)
-    source_id = await _source(services, harness)
+    source_id = await harness.add_source(services)
     await harness.corrupt_next_download()
     first = await services.engine.sync([source_id])
     assert first.total("failed") == 1
     assert not any(services.store.videos_dir.rglob("*.mp4"))
     await services.engine.sync([source_id])
-    (row,) = await _videos(services, source_id)
+    (row,) = await videos_of(services, source_id)
     assert _published(services, row) == CLIP
 
 
@@ -255,7 +227,7 @@ async def test_wrong_checksum_is_never_published(services: Services, harness: Ha
 @pytest.mark.needs(RATE_LIMIT)
 async def test_rate_limit_waits_without_failing(services: Services, harness: Harness) -> None:
     await harness.add_video("Cam1", "a.mp4", CLIP)
-    source_id = await _source(services, harness)
+    source_id = await harness.add_source(services)
     await services.engine.scan_source(source_id)
     await harness.rate_limit_next(requests=1, retry_after=1)
     tallies = await services.engine.run_downloads([source_id])
@@ -265,7 +237,7 @@ async def test_rate_limit_waits_without_failing(services: Services, harness: Har
 @pytest.mark.needs(TOKEN_EXPIRY)
 async def test_expired_token_is_refreshed(services: Services, harness: Harness) -> None:
     await harness.add_video("Cam1", "a.mp4", CLIP)
-    source_id = await _source(services, harness)
+    source_id = await harness.add_source(services)
     await harness.expire_token()
     report = await services.engine.sync([source_id])
     assert report.ok and report.total("downloaded") == 1

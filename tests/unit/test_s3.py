@@ -8,11 +8,10 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
-from sqlalchemy import select
 
+from tests.conformance.harness import videos_of
 from tests.conformance.s3_harness import S3Harness, put_many
-from vpack import catalog
-from vpack.db.models import Connection, Video, VideoState
+from vpack.db.models import VideoState
 from vpack.providers.base import BadConfig, Found, NotFound, RemoteVideo, ScanEvent
 from vpack.providers.s3 import S3Provider, S3SourceOptions
 from vpack.services import Services
@@ -49,31 +48,6 @@ async def _put(s3: S3Harness, key: str, data: bytes, **extra: str) -> None:
     await asyncio.to_thread(s3.client.put_object, Bucket=s3.bucket, Key=key, Body=data, **extra)
 
 
-async def _source(services: Services, s3: S3Harness) -> int:
-    async with services.db.transaction() as session:
-        connection = Connection(provider="s3", name="moto", config=s3.connection_config())
-        session.add(connection)
-        await session.flush()
-        connection_id = connection.id
-    return await catalog.add_source(
-        services.db,
-        services.connections,
-        connection_id=connection_id,
-        name="bucket",
-        selections=[s3.selection()],
-        options={},
-        interval_s=60,
-    )
-
-
-async def _videos(services: Services, source_id: int) -> list[Video]:
-    async with services.db.session() as session:
-        rows = await session.execute(
-            select(Video).where(Video.source_id == source_id).order_by(Video.id)
-        )
-        return list(rows.scalars())
-
-
 async def test_scan_pages_past_a_thousand_keys(s3: S3Harness) -> None:
     keys = [f"{s3.prefix}Cam1/clip-{i:04d}.mp4" for i in range(1050)]
     await asyncio.to_thread(put_many, s3.client, s3.bucket, keys, b"x")
@@ -93,11 +67,11 @@ async def test_odd_keys_land_safely(services: Services, s3: S3Harness) -> None:
     }
     for key, data in keys.items():
         await _put(s3, key, data)
-    source_id = await _source(services, s3)
+    source_id = await s3.add_source(services)
     report = await services.engine.sync([source_id])
     assert report.ok and report.total("downloaded") == len(keys)
     root = services.store.videos_dir.resolve()
-    rows = await _videos(services, source_id)
+    rows = await videos_of(services, source_id)
     assert {r.remote_id for r in rows} == set(keys)
     for row in rows:
         assert row.local_path and row.state == VideoState.DONE
@@ -111,12 +85,12 @@ async def test_odd_keys_land_safely(services: Services, s3: S3Harness) -> None:
 async def test_overwritten_object_is_a_new_revision(services: Services, s3: S3Harness) -> None:
     key = f"{s3.prefix}Cam1/a.mp4"
     await _put(s3, key, b"first take")
-    source_id = await _source(services, s3)
+    source_id = await s3.add_source(services)
     await services.engine.sync([source_id])
     await _put(s3, key, b"second take, longer")
     report = await services.engine.sync([source_id])
     assert report.total("downloaded") == 1
-    rows = await _videos(services, source_id)
+    rows = await videos_of(services, source_id)
     assert len({r.revision for r in rows}) == 2
     newest = rows[-1]
     assert newest.local_path
@@ -137,10 +111,10 @@ async def test_a_version_replaced_after_the_scan_is_not_read(s3: S3Harness) -> N
 async def test_archived_objects_are_skipped(services: Services, s3: S3Harness) -> None:
     await _put(s3, f"{s3.prefix}Cam1/cold.mp4", b"frozen", StorageClass="GLACIER")
     await _put(s3, f"{s3.prefix}Cam1/warm.mp4", b"here")
-    source_id = await _source(services, s3)
+    source_id = await s3.add_source(services)
     report = await services.engine.sync([source_id])
     assert report.ok and report.total("downloaded") == 1
-    assert [r.name for r in await _videos(services, source_id)] == ["warm.mp4"]
+    assert [r.name for r in await videos_of(services, source_id)] == ["warm.mp4"]
 
 
 async def test_multipart_object_is_verified_by_size(services: Services, s3: S3Harness) -> None:
@@ -168,10 +142,10 @@ async def test_multipart_object_is_verified_by_size(services: Services, s3: S3Ha
     await asyncio.to_thread(upload)
     (video,) = _found(await _scan(s3))
     assert video.revision.endswith("-3") and video.hash is None and video.size == len(data)
-    source_id = await _source(services, s3)
+    source_id = await s3.add_source(services)
     report = await services.engine.sync([source_id])
     assert report.ok and report.total("downloaded") == 1
-    (row,) = await _videos(services, source_id)
+    (row,) = await videos_of(services, source_id)
     assert row.local_path
     assert services.store.absolute(row.local_path).read_bytes() == data
 
