@@ -7,6 +7,8 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from vpack.db.models import Role, User
+from vpack.security import audit
+from vpack.security.audit import Action
 from vpack.security.auth import hash_password
 
 
@@ -28,8 +30,18 @@ async def find_user(session: AsyncSession, email: str) -> User | None:
     ).scalar_one_or_none()
 
 
-async def create_user(session: AsyncSession, email: str, password: str, role: Role) -> User:
-    """Add a user to the caller's transaction; AuthError for a weak password."""
+async def create_user(
+    session: AsyncSession,
+    email: str,
+    password: str,
+    role: Role,
+    *,
+    by: int | None,
+    ip: str | None = None,
+    via: str,
+) -> User:
+    """Add a user to the caller's transaction, audited (`by`: who made it, None for
+    the account itself or the operator). WeakPassword / AccountExists on bad input."""
     email = normalise_email(email)
     if await find_user(session, email) is not None:
         raise AccountExists(f"an account for {email} already exists")
@@ -39,4 +51,15 @@ async def create_user(session: AsyncSession, email: str, password: str, role: Ro
         await session.flush()
     except IntegrityError:  # a concurrent request made it first
         raise AccountExists(f"an account for {email} already exists") from None
+    audit.record(
+        session,
+        Action.USER_CREATED,
+        user_id=by if by is not None else user.id,
+        target_type="user",
+        target_id=user.id,
+        ip=ip,
+        email=user.email,
+        role=user.role,
+        via=via,
+    )
     return user

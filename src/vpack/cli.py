@@ -18,8 +18,6 @@ from vpack import __version__, catalog
 from vpack.accounts import AccountExists, create_user
 from vpack.db.models import Role, Video, VideoState
 from vpack.providers.base import ProviderError
-from vpack.security import audit
-from vpack.security.audit import Action
 from vpack.security.auth import WeakPassword
 from vpack.security.vault import KeyFiles, RotationResult, VaultError, rotate_keys
 from vpack.services import Services, build, prepare
@@ -318,19 +316,15 @@ def users_create(email: str, admin: bool, password_stdin: bool) -> None:
         async with s.db.transaction() as session:
             try:
                 user = await create_user(
-                    session, email, password, Role.ADMIN if admin else Role.USER
+                    session,
+                    email,
+                    password,
+                    Role.ADMIN if admin else Role.USER,
+                    by=None,
+                    via="cli",
                 )
             except (AccountExists, WeakPassword) as exc:
                 raise click.ClickException(str(exc)) from None
-            audit.record(
-                session,
-                Action.USER_CREATED,
-                target_type="user",
-                target_id=user.id,
-                email=user.email,
-                role=user.role,
-                via="cli",
-            )
             return user.id
 
     user_id = _run(work)

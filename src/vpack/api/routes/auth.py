@@ -31,20 +31,17 @@ async def setup(body: Credentials, request: Request, services: ServicesDep) -> U
         if await user_count(session) > 0:
             raise HTTPException(409, "setup is done: an administrator already exists")
         try:
-            user = await create_user(session, body.email, body.password, Role.ADMIN)
+            user = await create_user(
+                session,
+                body.email,
+                body.password,
+                Role.ADMIN,
+                by=None,
+                ip=client_ip(request),
+                via="setup",
+            )
         except AccountExists as exc:
             raise HTTPException(409, str(exc)) from None
-        audit.record(
-            session,
-            Action.USER_CREATED,
-            user_id=user.id,
-            target_type="user",
-            target_id=user.id,
-            ip=client_ip(request),
-            email=user.email,
-            role=user.role,
-            via="setup",
-        )
     return UserOut.model_validate(user)
 
 

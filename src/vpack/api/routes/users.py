@@ -21,19 +21,17 @@ async def add_user(
 ) -> UserOut:
     async with services.db.transaction() as session:
         try:
-            user = await create_user(session, body.email, body.password, body.role)
+            user = await create_user(
+                session,
+                body.email,
+                body.password,
+                body.role,
+                by=admin.id,
+                ip=client_ip(request),
+                via="admin",
+            )
         except AccountExists as exc:
             raise HTTPException(409, str(exc)) from None
-        audit.record(
-            session,
-            Action.USER_CREATED,
-            user_id=admin.id,
-            target_type="user",
-            target_id=user.id,
-            ip=client_ip(request),
-            email=user.email,
-            role=user.role,
-        )
     return UserOut.model_validate(user)
 
 
