@@ -16,6 +16,7 @@ from vpack.connections import ConnectionManager
 from vpack.db.models import Connection, Source, Video, VideoState
 from vpack.db.session import Database
 from vpack.providers.base import BadConfig
+from vpack.providers.local import LocalProvider
 from vpack.providers.registry import source_options
 from vpack.store import VideoStore
 
@@ -69,6 +70,22 @@ def refuse_store_overlap(folder: Path, data_dir: Path) -> None:
         )
 
 
+async def validate_selections(
+    connections: ConnectionManager, connection: Connection, selections: list[str]
+) -> None:
+    """BadConfig unless every selection can be synced: asked of the provider, and for
+    folders on this machine, never one holding or inside VPACK's own data folder."""
+    provider = connections.build(connection)
+    try:
+        for selection in selections:
+            await provider.validate_selection(selection)
+    finally:
+        await provider.aclose()
+    if connection.provider == LocalProvider.name:
+        for selection in selections:
+            refuse_store_overlap(Path(selection), connections.settings.data_dir)
+
+
 async def add_source(
     db: Database,
     connections: ConnectionManager,
@@ -95,12 +112,7 @@ async def add_source(
         if connection is None:
             raise BadConfig(f"no connection with id {connection_id}")
     validated = source_options(connection.provider, options).model_dump(mode="json")
-    provider = connections.build(connection)
-    try:
-        checked = [await provider.validate_selection(sel) for sel in selections]
-    finally:
-        await provider.aclose()
-    del checked  # display names are for the UI; validation is what matters here
+    await validate_selections(connections, connection, selections)
     async with db.transaction() as session:
         source = Source(
             owner_id=owner_id,

@@ -130,7 +130,6 @@ def add_local(name: str, path: Path, interval: int, settle: float, as_json: bool
     folder = path.expanduser().absolute()
 
     async def work(s: Services) -> int:
-        catalog.refuse_store_overlap(folder, s.settings.data_dir)
         connection_id = await catalog.local_connection(s.db)
         return await catalog.add_source(
             s.db,

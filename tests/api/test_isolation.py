@@ -10,7 +10,9 @@ from pathlib import Path
 import pytest
 from fastapi.testclient import TestClient
 
-from tests.api.conftest import Person
+from tests.api.conftest import Person, login
+from vpack.api.app import create_app
+from vpack.settings import Settings
 
 OWNER, OTHER, ANON, ADMIN = "owner", "other", "anonymous", "admin"
 # Status expected for each actor. Another user's ids answer 404, never 403, so
@@ -174,3 +176,45 @@ def test_local_folders_outside_the_allowed_roots_are_refused(
         json={"provider": "local", "name": "root", "config": {"roots": ["/"]}},
     )
     assert sneaky.status_code == 201 and sneaky.json()["config"]["roots"] != ["/"]
+
+
+def test_the_data_folder_cannot_be_synced_through_the_api(
+    api_settings: Settings, tmp_path: Path
+) -> None:
+    """Allowed roots that hold VPACK's data folder (make run allows $HOME) must still
+    refuse a source over it: VPACK would copy its own copies forever."""
+    roomy = api_settings.model_copy(update={"local_roots": str(tmp_path)})
+    with TestClient(create_app(roomy, run_worker=False)) as client:
+        client.post("/api/setup", json={"email": "a@shop.vn", "password": "a-password"})
+        auth = {"Authorization": f"Bearer {login(client, 'a@shop.vn', 'a-password')}"}
+        client.cookies.clear()
+        conn = client.post(
+            "/api/connections",
+            headers=auth,
+            json={"provider": "local", "name": "home", "config": {}},
+        ).json()
+        (tmp_path / "shop").mkdir()
+        for folder, message in (
+            (tmp_path, "contains VPACK's data folder"),
+            (roomy.data_dir / "videos", "inside VPACK's data folder"),
+        ):
+            refused = client.post(
+                "/api/sources",
+                headers=auth,
+                json={"connection_id": conn["id"], "name": "x", "selections": [str(folder)]},
+            )
+            assert refused.status_code == 400 and message in refused.json()["detail"]
+        ok = client.post(
+            "/api/sources",
+            headers=auth,
+            json={
+                "connection_id": conn["id"],
+                "name": "shop",
+                "selections": [str(tmp_path / "shop")],
+            },
+        )
+        assert ok.status_code == 201
+        moved = client.patch(
+            f"/api/sources/{ok.json()['id']}", headers=auth, json={"selections": [str(tmp_path)]}
+        )
+        assert moved.status_code == 400 and "data folder" in moved.json()["detail"]

@@ -133,12 +133,7 @@ async def change_source(
         )
     if "selections" in changes:
         connection = await owned_connection(session, source.connection_id, user)
-        provider = services.connections.build(connection)
-        try:
-            for selection in changes["selections"]:
-                await provider.validate_selection(selection)
-        finally:
-            await provider.aclose()
+        await catalog.validate_selections(services.connections, connection, changes["selections"])
     if "name" in changes:
         changes["name"] = changes["name"].strip()
     async with services.db.transaction() as tx:
