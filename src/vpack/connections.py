@@ -7,13 +7,13 @@ import typing
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-import httpx
 from pydantic import BaseModel, SecretStr, ValidationError
 from sqlalchemy import select
 
 from vpack.db.models import Connection, ConnectionStatus
 from vpack.db.session import Database
 from vpack.providers.base import AuthExpired, AuthKind, BadConfig, Identity, Provider
+from vpack.providers.http import new_client
 from vpack.providers.oauth import TokenManager, TokenSet, spec_from_env
 from vpack.providers.registry import get_provider_class
 from vpack.security.vault import KeyFiles, Vault
@@ -115,7 +115,7 @@ class ConnectionManager:
         if cls.oauth is None:
             raise BadConfig(f"{cls.label} declares OAuth2 but no OAuth endpoints")
         spec = spec_from_env(cls.name, cls.oauth, self.settings)
-        http = httpx.AsyncClient(timeout=httpx.Timeout(60.0, connect=15.0))
+        http = new_client()
         manager = TokenManager(spec, tokens, http, save)
         return cls(cls.Config.model_validate(config), tokens=manager, http=http)
 

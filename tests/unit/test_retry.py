@@ -54,6 +54,13 @@ def test_transient_and_unexpected_errors_back_off_then_give_up(exc: Exception) -
     assert last.values["error"].startswith("gave up after 3 attempts")
 
 
+def test_an_item_quota_parks_only_that_item_without_costing_an_attempt() -> None:
+    verdict = judge(Transient("download quota", retry_after=6 * 3600), 5, POLICY, NOW)
+    assert verdict.values["state"] == VideoState.PENDING and "attempts" not in verdict.values
+    assert verdict.values["next_attempt_at"] == NOW + timedelta(hours=6)
+    assert verdict.pause_connection_for is None and not verdict.counts_as_failure
+
+
 def test_backoff_grows_and_is_capped() -> None:
     waits = [POLICY.backoff(n) for n in range(1, 10)]
     assert all(POLICY.cap_seconds / 2 <= w <= POLICY.cap_seconds for w in waits[4:])

@@ -47,12 +47,17 @@ class Transient(ProviderError):
     """Worth retrying later with backoff (network cut, file still changing).
 
     `restart=True` says the bytes received so far are not a prefix of the video
-    (it changed under us), so a retry must not resume from them.
+    (it changed under us), so a retry must not resume from them. `retry_after`
+    parks just this item for that long (a per-file quota such as Drive's
+    downloadQuotaExceeded) while the rest of the account goes on.
     """
 
-    def __init__(self, message: str, *, restart: bool = False) -> None:
+    def __init__(
+        self, message: str, *, restart: bool = False, retry_after: float | None = None
+    ) -> None:
         super().__init__(message)
         self.restart = restart
+        self.retry_after = retry_after
 
 
 class Permanent(ProviderError):
@@ -237,10 +242,22 @@ class Provider(ABC):
     def open(self, video: RemoteVideo, offset: int = 0) -> AsyncIterator[bytes]:
         """The video's bytes from `offset` (0 unless Features.ranged_reads)."""
 
+    def begin_scan(self) -> None:  # noqa: B027 - most providers keep nothing between scans
+        """A source's scan round starts (its selections follow, one by one).
+
+        Providers with an account-wide change feed may share one read of it among
+        the selections of a round, and must forget it here."""
+
     def blocking_reader(self, video: RemoteVideo) -> BlockingReader | None:
         """For sources read with blocking file calls: the same bytes as `open`, so the
         engine can move a whole video in one thread. None (the default): use `open`."""
         return None
+
+    def expected_hash(self, video: RemoteVideo) -> str | None:
+        """The hash the bytes just read must have. The listed one by default; a
+        provider may learn while reading that the listed value is no content hash
+        (S3's SSE-KMS ETags) and say None, leaving size and sha256."""
+        return video.hash
 
     async def validate_selection(self, selection: str) -> str:
         """Raise BadConfig unless `selection` can be synced; return its display name."""

@@ -26,7 +26,6 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from email.utils import parsedate_to_datetime
 from typing import Any
 
 import httpx
@@ -41,6 +40,7 @@ from vpack.providers.base import (
     RateLimited,
     Transient,
 )
+from vpack.providers.http import retry_after_seconds
 from vpack.settings import Settings
 
 STATE_TTL = timedelta(minutes=10)
@@ -355,24 +355,6 @@ async def _client(http: httpx.AsyncClient | None) -> AsyncIterator[httpx.AsyncCl
         return
     async with httpx.AsyncClient(timeout=TOKEN_TIMEOUT) as own:
         yield own
-
-
-def retry_after_seconds(response: httpx.Response) -> float | None:
-    """Retry-After as seconds (RFC 9110 §10.2.3: delay-seconds or an HTTP date)."""
-    value = response.headers.get("retry-after")
-    if not value:
-        return None
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        pass
-    try:
-        when = parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=UTC)
-    return max(0.0, (when - datetime.now(UTC)).total_seconds())
 
 
 def _error_body(response: httpx.Response) -> tuple[str | None, str]:

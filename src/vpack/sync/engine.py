@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, func, or_, select, update
+from sqlalchemy import and_, case, func, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import selectinload
@@ -166,8 +166,13 @@ class SyncEngine:
         tally = tally or Tally(source_id=source_id, name=source.name)
         provider = await self.provider_for(connection)
         options = source_options(connection.provider, source.options)
-        await self._set_source_status(source_id, SourceStatus.SCANNING)
+        await self._set_source_status(
+            source_id,
+            SourceStatus.SCANNING,
+            next_scan_at=utcnow() + timedelta(seconds=source.interval_s),
+        )
         try:
+            provider.begin_scan()
             for selection in source.selections:
                 await self._scan_selection(source, provider, selection, options, tally)
         except ProviderError as exc:
@@ -179,6 +184,12 @@ class SyncEngine:
             )
             if isinstance(exc, AuthExpired):
                 await self.mark_reauth(connection.id, str(exc))
+            if isinstance(exc, RateLimited):
+                # The whole account waits (a locked recorder, an API quota), not
+                # just this source: asking again each interval would prolong it.
+                await self._pause_connection(
+                    connection.id, exc.retry_after or self.policy.rate_limit_default_seconds
+                )
             await self._finish_scan(source, status, str(exc))
             return tally
         await self._finish_scan(source, SourceStatus.IDLE, None)
@@ -189,6 +200,7 @@ class SyncEngine:
     ) -> None:
         cursor = source.cursors.get(selection)
         seen: set[str] | None = set() if provider.features.full_listing else None
+        restore = seen is None
         batch: list[RemoteVideo] = []
         removed: list[str] = []
         async for event in provider.scan(selection, cursor, options):
@@ -197,7 +209,9 @@ class SyncEngine:
                 if seen is not None:
                     seen.add(event.video.remote_id)
                 if len(batch) >= UPSERT_BATCH:
-                    tally.new += await self._record(source, selection, batch, [], None, False)
+                    tally.new += await self._record(
+                        source, selection, batch, [], None, False, restore
+                    )
                     batch = []
             elif isinstance(event, Waiting):
                 if seen is not None:
@@ -206,13 +220,15 @@ class SyncEngine:
                 removed.append(event.remote_id)
             elif isinstance(event, Checkpoint):
                 tally.new += await self._record(
-                    source, selection, batch, removed, event.cursor, True
+                    source, selection, batch, removed, event.cursor, True, restore, tally
                 )
                 batch, removed = [], []
                 if seen is not None and event.complete:
                     tally.removed += await self._reconcile_removals(source.id, selection, seen)
         if batch or removed:  # a provider that forgot its final Checkpoint loses nothing
-            tally.new += await self._record(source, selection, batch, removed, None, False)
+            tally.new += await self._record(
+                source, selection, batch, removed, None, False, restore, tally
+            )
 
     async def _record(
         self,
@@ -222,12 +238,30 @@ class SyncEngine:
         removed: Sequence[str],
         cursor: str | None,
         save_cursor: bool,
+        restore: bool = False,
+        tally: Tally | None = None,
     ) -> int:
-        """Upsert one batch and, in the same transaction, its cursor. Returns rows added."""
+        """Upsert one batch and, in the same transaction, its cursor. Returns rows added;
+        removals reported by the provider are counted in `tally`.
+
+        `restore`: rows found again lose their removed mark (for change feeds; a
+        full listing does this in its reconciliation)."""
         added = 0
+        tally = tally or Tally(source_id=source.id, name=source.name)
         async with self.db.transaction() as session:
             # Most of a rescan is already known: look those up (one cheap SELECT)
             # instead of compiling a 500-row INSERT that would insert nothing.
+            if videos and restore:
+                # Seen again (untrashed, moved back) after a change feed said gone.
+                await session.execute(
+                    update(Video)
+                    .where(
+                        Video.source_id == source.id,
+                        Video.remote_id.in_({v.remote_id for v in videos}),
+                        Video.removed_at.is_not(None),
+                    )
+                    .values(removed_at=None)
+                )
             videos = await self._unknown(session, source.id, videos)
             if videos:
                 rows = [self._row(source, selection, v) for v in videos]
@@ -237,15 +271,19 @@ class SyncEngine:
                 ).returning(Video.id)
                 added = len((await session.execute(stmt)).all())
             if removed:
-                await session.execute(
+                gone = await session.execute(
                     update(Video)
                     .where(
                         Video.source_id == source.id,
+                        # A change feed reports the whole account: a file that left
+                        # this selection may now be in another of the source's.
+                        Video.selection == selection,
                         Video.remote_id.in_(removed),
                         Video.removed_at.is_(None),
                     )
                     .values(removed_at=utcnow())
                 )
+                tally.removed += getattr(gone, "rowcount", 0) or 0
             if save_cursor:
                 fresh = await session.get(Source, source.id)
                 if fresh is not None:
@@ -344,14 +382,27 @@ class SyncEngine:
                     status=status,
                     last_error=error,
                     last_scan_at=now,
-                    next_scan_at=now + timedelta(seconds=source.interval_s),
+                    # The next scan was booked when this one started; a "sync now"
+                    # that arrived meanwhile cleared it, and must not be lost.
+                    next_scan_at=case(
+                        (Source.next_scan_at.is_(None), None),
+                        else_=now + timedelta(seconds=source.interval_s),
+                    ),
                 )
             )
 
-    async def _set_source_status(self, source_id: int, status: str) -> None:
+    async def _pause_connection(self, connection_id: int, seconds: float) -> None:
         async with self.db.transaction() as session:
             await session.execute(
-                update(Source).where(Source.id == source_id).values(status=status)
+                update(Connection)
+                .where(Connection.id == connection_id)
+                .values(paused_until=utcnow() + timedelta(seconds=seconds))
+            )
+
+    async def _set_source_status(self, source_id: int, status: str, **values: Any) -> None:
+        async with self.db.transaction() as session:
+            await session.execute(
+                update(Source).where(Source.id == source_id).values(status=status, **values)
             )
 
     async def mark_reauth(self, connection_id: int, detail: str) -> None:

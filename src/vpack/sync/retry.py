@@ -67,6 +67,17 @@ def judge(exc: BaseException, attempts: int, policy: RetryPolicy, now: datetime)
             values={**released, "state": VideoState.FAILED, "attempts": attempts + 1},
             counts_as_failure=True,
         )
+    if isinstance(exc, Transient) and exc.retry_after is not None:
+        # A quota on this one item (Drive's downloadQuotaExceeded): it is parked
+        # for as long as the vendor says, costing no attempt, and the rest goes on.
+        return Verdict(
+            values={
+                **released,
+                "state": VideoState.PENDING,
+                "next_attempt_at": now + timedelta(seconds=exc.retry_after),
+            },
+            counts_as_failure=False,
+        )
     # Transient, and anything unexpected (a bug or an OS error) is retried too:
     # giving up on a recording is worse than trying again later.
     tries = attempts + 1
