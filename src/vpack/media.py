@@ -1,10 +1,11 @@
-"""Reading what a video is (duration, codecs, start time) with PyAV."""
+"""What a video is (duration, codecs, start time) and recorder streams remuxed to MP4 (PyAV)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import av
 
@@ -70,6 +71,130 @@ def _parse_time(raw: str) -> datetime | None:
     if when.year < 1971:  # muxers write 1970/1904 epochs when they know nothing
         return None
     return when.replace(tzinfo=UTC) if when.tzinfo is None else when.astimezone(UTC)
+
+
+# ---------------------------------------------------------------- remux
+
+# Audio MP4 players decode everywhere; others (G.711, G.726, MP2, PCM) become AAC.
+# MP2 is allowed in MP4 by the spec, but demuxers read it back as MP3 and fail.
+_MP4_AUDIO = frozenset({"aac", "mp3"})
+_AAC_FRAME = 1024
+
+
+class RemuxError(Exception):
+    """The vendor stream could not be turned into an MP4 (not video, or damaged)."""
+
+
+@dataclass(frozen=True)
+class Remuxed:
+    duration_s: float | None
+    codecs: str  # of the MP4, e.g. "h264,aac"
+    video_packets: int
+
+
+def remux_to_mp4(source: Path, target: Path) -> Remuxed:
+    """Copy the video (and audio) of a recorder's stream (MPEG-PS, DAV, TS, FLV) into MP4.
+
+    Video packets are copied untouched; audio MP4 cannot carry well is re-encoded
+    to AAC. Program streams often leave timestamps off packets that do not start
+    a PES packet: those get the previous timestamp plus one frame, as ffmpeg's
+    own stream copy does. Raises RemuxError; `target` is then left incomplete
+    and is the caller's to remove.
+    """
+    try:
+        with av.open(str(source), mode="r", metadata_errors="ignore") as given:
+            if not given.streams.video:
+                raise RemuxError("no video stream in the recording")
+            with av.open(str(target), mode="w", format="mp4") as made:
+                packets = _copy_streams(given, made)
+        if packets == 0:
+            raise RemuxError("the recording holds no video frames")
+    except (av.FFmpegError, OSError, UnicodeDecodeError, ValueError) as exc:
+        raise RemuxError(f"cannot remux to MP4: {_describe(exc)}") from None
+    info = probe(target)
+    if info.error:
+        raise RemuxError(f"the remuxed MP4 is unreadable: {info.error}")
+    return Remuxed(duration_s=info.duration_s, codecs=info.codecs or "", video_packets=packets)
+
+
+class _Copied:
+    """One input stream copied packet by packet, timestamps filled in where missing."""
+
+    def __init__(self, given: av.stream.Stream, made: av.container.OutputContainer) -> None:
+        self.output = made.add_stream_from_template(given)
+        rate = getattr(given, "guessed_rate", None) or getattr(given, "average_rate", None)
+        tb = given.time_base
+        self.step = max(1, round(1 / (rate * tb))) if rate and tb else 1
+        self.last_dts: int | None = None
+
+    def packet(self, packet: av.Packet[Any]) -> av.Packet[Any] | None:
+        if packet.dts is None:
+            if self.last_dts is None:
+                return None  # nothing to place it after: the stream starts at the next timestamp
+            packet.dts = self.last_dts + (packet.duration or self.step)
+        if packet.pts is None:
+            packet.pts = packet.dts
+        if self.last_dts is not None and packet.dts <= self.last_dts:
+            return None  # a glitch in the recorder's clock; MP4 needs rising timestamps
+        self.last_dts = packet.dts
+        packet.stream = self.output
+        return packet
+
+
+class _ToAac:
+    """An audio stream MP4 cannot carry, decoded and re-encoded to AAC."""
+
+    def __init__(self, given: av.audio.stream.AudioStream, made: av.container.OutputContainer):
+        channels = given.codec_context.channels or 1
+        layout = "mono" if channels == 1 else "stereo"
+        rate = given.codec_context.sample_rate or 8000
+        self.output = made.add_stream("aac", rate=rate, layout=layout)
+        self.resampler = av.AudioResampler(
+            format="fltp", layout=layout, rate=rate, frame_size=_AAC_FRAME
+        )
+
+    def frames(self, frame: av.AudioFrame | None) -> list[av.Packet[Any]]:
+        out: list[av.Packet[Any]] = []
+        for resampled in self.resampler.resample(frame):
+            out.extend(self.output.encode(resampled))
+        if frame is None:
+            out.extend(self.output.encode(None))
+        return out
+
+
+def _copy_streams(given: av.container.InputContainer, made: av.container.OutputContainer) -> int:
+    copied: dict[int, _Copied] = {}
+    encoded: dict[int, _ToAac] = {}
+    for stream in given.streams:
+        if stream.type == "video":
+            copied[stream.index] = _Copied(stream, made)
+        elif isinstance(stream, av.audio.stream.AudioStream):
+            if stream.codec_context.name in _MP4_AUDIO:
+                copied[stream.index] = _Copied(stream, made)
+            else:
+                encoded[stream.index] = _ToAac(stream, made)
+    wanted = [s for s in given.streams if s.index in copied or s.index in encoded]
+    video_packets = 0
+    for packet in given.demux(wanted):
+        if packet.size == 0:
+            continue
+        index = packet.stream.index
+        if index in copied:
+            ready = copied[index].packet(packet)
+            if ready is not None:
+                made.mux(ready)
+                video_packets += ready.stream.type == "video"
+        else:
+            try:
+                frames = packet.decode()
+            except av.InvalidDataError:
+                continue  # one damaged audio frame is not worth the recording
+            for frame in frames:
+                if isinstance(frame, av.AudioFrame):
+                    made.mux(encoded[index].frames(frame))
+    for transcoder in encoded.values():
+        made.mux(transcoder.frames(None))
+    return video_packets
 
 
 def _describe(exc: BaseException) -> str:

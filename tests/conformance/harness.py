@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from datetime import datetime
 from typing import Any, ClassVar
 
 from sqlalchemy import select
@@ -20,7 +21,11 @@ RATE_LIMIT = "rate_limit"  # the emulator can answer "slow down"
 TOKEN_EXPIRY = "token_expiry"  # the emulator can expire the access token
 CUT_STREAM = "cut_stream"  # the emulator can drop a download mid-file
 WRONG_HASH = "wrong_hash"  # the emulator can send bytes that do not match the hash
-CAPABILITIES = {RANGED, RATE_LIMIT, TOKEN_EXPIRY, CUT_STREAM, WRONG_HASH}
+# What the source holds. Every harness is one or the other: FILES is implied
+# unless a harness declares TIME_INDEXED, so file sources need not say it.
+FILES = "files"  # named files: the bytes published are the bytes added; unlisted = removed
+TIME_INDEXED = "time_indexed"  # recorders: time ranges on channels, remuxed to MP4
+CAPABILITIES = {RANGED, RATE_LIMIT, TOKEN_EXPIRY, CUT_STREAM, WRONG_HASH, FILES, TIME_INDEXED}
 
 
 class Harness(ABC):
@@ -29,6 +34,11 @@ class Harness(ABC):
     name: ClassVar[str]
     provider_name: ClassVar[str]
     capabilities: ClassVar[frozenset[str]] = frozenset()
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if TIME_INDEXED not in cls.capabilities:
+            cls.capabilities = cls.capabilities | {FILES}
 
     @abstractmethod
     def connection_config(self) -> dict[str, Any]:
@@ -56,6 +66,20 @@ class Harness(ABC):
     @abstractmethod
     async def add_folders(self, parent: str | None, names: list[str]) -> str:
         """Create child folders under `parent` (None: the selection); return the parent id."""
+
+    # Recorders (TIME_INDEXED): `camera` is a channel name; the selection is channel "Cam1".
+    async def add_recording(self, camera: str, start: datetime, seconds: float) -> str:
+        """A finished recording on `camera` from `start` (aware); returns its handle."""
+        raise AssertionError(f"{self.name} declared no {TIME_INDEXED}")
+
+    async def start_recording(self, camera: str, start: datetime) -> str:
+        """A recording still being written; returns its handle."""
+        raise AssertionError(f"{self.name} declared no {TIME_INDEXED}")
+
+    async def finish_recording(self, handle: str, end: datetime) -> None:
+        """The recording `handle` closed at `end`; its source options must count a
+        recording that ended three seconds ago as settled."""
+        raise AssertionError(f"{self.name} declared no {TIME_INDEXED}")
 
     # Fault knobs: only called when the matching capability is declared.
     async def rate_limit_next(self, requests: int, retry_after: float) -> None:

@@ -4,20 +4,25 @@ from __future__ import annotations
 
 import hashlib
 import os
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
 from tests.conformance.harness import (
     CUT_STREAM,
+    FILES,
     RANGED,
     RATE_LIMIT,
+    TIME_INDEXED,
     TOKEN_EXPIRY,
     WRONG_HASH,
     Harness,
     videos_of,
 )
+from tests.media import play_through
 from vpack.db.models import Video, VideoState
 from vpack.providers.base import (
+    AuthExpired,
     BadConfig,
     Checkpoint,
     Found,
@@ -78,7 +83,8 @@ async def test_bad_credentials_give_a_clear_error(harness: Harness) -> None:
     await provider.aclose()
     message = str(caught.value)
     assert len(message) > 10 and "Traceback" not in message
-    assert isinstance(caught.value, BadConfig | Permanent) or "auth" in message.lower()
+    # Refused OAuth grants are AuthExpired: the connection then asks for reauth.
+    assert isinstance(caught.value, BadConfig | Permanent | AuthExpired)
 
 
 # ---------------------------------------------------------------- browse
@@ -113,6 +119,7 @@ async def test_browse_pages_through_big_folders(harness: Harness) -> None:
 
 
 # ---------------------------------------------------------------- scan
+@pytest.mark.needs(FILES)
 async def test_scan_from_empty_finds_every_video(harness: Harness) -> None:
     await harness.add_video("Cam1", "a.mp4", CLIP)
     await harness.add_video("Cam1", "b.mp4", CLIP[:1000])
@@ -125,6 +132,7 @@ async def test_scan_from_empty_finds_every_video(harness: Harness) -> None:
     assert len({v.remote_id for v in found}) == 3
 
 
+@pytest.mark.needs(FILES)
 async def test_scan_from_cursor_finds_what_is_new(services: Services, harness: Harness) -> None:
     await harness.add_video("Cam1", "a.mp4", CLIP)
     source_id = await harness.add_source(services)
@@ -138,6 +146,7 @@ async def test_scan_from_cursor_finds_what_is_new(services: Services, harness: H
     assert _published(services, rows[1]) == b"second clip"
 
 
+@pytest.mark.needs(FILES)
 async def test_nothing_new_fetches_nothing(services: Services, harness: Harness) -> None:
     await harness.add_video("Cam1", "a.mp4", CLIP)
     source_id = await harness.add_source(services)
@@ -147,6 +156,7 @@ async def test_nothing_new_fetches_nothing(services: Services, harness: Harness)
     assert len(await videos_of(services, source_id)) == 1
 
 
+@pytest.mark.needs(FILES)
 async def test_removal_is_recorded_and_our_copy_kept(services: Services, harness: Harness) -> None:
     await harness.add_video("Cam1", "a.mp4", CLIP)
     await harness.add_video("Cam1", "b.mp4", b"bbb")
@@ -160,6 +170,7 @@ async def test_removal_is_recorded_and_our_copy_kept(services: Services, harness
     assert _published(services, rows["a.mp4"]) == CLIP
 
 
+@pytest.mark.needs(FILES)
 async def test_every_copy_is_verified(services: Services, harness: Harness) -> None:
     await harness.add_video("Cam1", "a.mp4", CLIP)
     await harness.add_video("Cam2", "b.mp4", CLIP[::-1])
@@ -199,7 +210,7 @@ async def test_interrupted_download_resumes(services: Services, harness: Harness
     assert row.sha256 == hashlib.sha256(CLIP).hexdigest()
 
 
-@pytest.mark.needs(CUT_STREAM)
+@pytest.mark.needs(CUT_STREAM, FILES)
 async def test_cut_stream_is_retried_and_completed(services: Services, harness: Harness) -> None:
     await harness.add_video("Cam1", "a.mp4", CLIP)
     source_id = await harness.add_source(services)
@@ -210,7 +221,7 @@ async def test_cut_stream_is_retried_and_completed(services: Services, harness: 
     assert row.state == VideoState.DONE and _published(services, row) == CLIP, report
 
 
-@pytest.mark.needs(WRONG_HASH)
+@pytest.mark.needs(WRONG_HASH, FILES)
 async def test_wrong_checksum_is_never_published(services: Services, harness: Harness) -> None:
     await harness.add_video("Cam1", "a.mp4", CLIP)
     source_id = await harness.add_source(services)
@@ -224,7 +235,7 @@ async def test_wrong_checksum_is_never_published(services: Services, harness: Ha
 
 
 # ---------------------------------------------------------------- throttling and auth
-@pytest.mark.needs(RATE_LIMIT)
+@pytest.mark.needs(RATE_LIMIT, FILES)
 async def test_rate_limit_waits_without_failing(services: Services, harness: Harness) -> None:
     await harness.add_video("Cam1", "a.mp4", CLIP)
     source_id = await harness.add_source(services)
@@ -234,10 +245,95 @@ async def test_rate_limit_waits_without_failing(services: Services, harness: Har
     assert tallies[source_id].failed == 0 and tallies[source_id].downloaded == 1
 
 
-@pytest.mark.needs(TOKEN_EXPIRY)
+@pytest.mark.needs(TOKEN_EXPIRY, FILES)
 async def test_expired_token_is_refreshed(services: Services, harness: Harness) -> None:
     await harness.add_video("Cam1", "a.mp4", CLIP)
     source_id = await harness.add_source(services)
     await harness.expire_token()
     report = await services.engine.sync([source_id])
     assert report.ok and report.total("downloaded") == 1
+
+
+# ---------------------------------------------------------------- recorders
+# Recordings are time ranges on channels; the selection is channel "Cam1".
+HOUR_AGO = datetime.now(UTC).replace(microsecond=0) - timedelta(hours=1)
+
+
+def _plays_as_recorded(services: Services, video: Video, seconds: float) -> None:
+    assert video.local_path and video.local_path.endswith(".mp4"), video.local_path
+    path = services.store.absolute(video.local_path)
+    frames, duration, kinds = play_through(path)
+    assert frames > 0 and kinds == {"video", "audio"}
+    assert abs(duration - seconds) < 0.5, f"{duration} s for a {seconds} s recording"
+    assert video.sha256 == hashlib.sha256(path.read_bytes()).hexdigest()
+    assert video.size == path.stat().st_size
+
+
+@pytest.mark.needs(TIME_INDEXED)
+async def test_recordings_are_found_as_time_ranges(harness: Harness) -> None:
+    first = HOUR_AGO
+    await harness.add_recording("Cam1", first, 4)
+    await harness.add_recording("Cam1", first + timedelta(minutes=10), 3)
+    await harness.add_recording("Cam2", first, 3)  # another channel: not selected
+    found, cursor = await _scan_all(harness)
+    assert len(found) == 2 and len({v.remote_id for v in found}) == 2
+    by_start = sorted(found, key=lambda v: v.recorded_start or first)
+    assert [v.recorded_start for v in by_start] == [first, first + timedelta(minutes=10)]
+    assert [v.recorded_end for v in by_start] == [
+        first + timedelta(seconds=4),
+        first + timedelta(minutes=10, seconds=3),
+    ]
+    assert all(v.recorded_start and v.recorded_start.utcoffset() == timedelta(0) for v in found)
+    assert {v.camera for v in found} == {"Cam1"}
+    assert all(v.name.endswith(".mp4") and v.size for v in found)
+    assert cursor is not None
+
+
+@pytest.mark.needs(TIME_INDEXED)
+async def test_sync_takes_only_new_recordings(services: Services, harness: Harness) -> None:
+    await harness.add_recording("Cam1", HOUR_AGO, 4)
+    source_id = await harness.add_source(services)
+    first = await services.engine.sync([source_id])
+    assert (first.total("new"), first.total("downloaded")) == (1, 1), first.as_dict()
+    await harness.add_recording("Cam1", HOUR_AGO + timedelta(minutes=5), 3)
+    second = await services.engine.sync([source_id])
+    assert (second.total("new"), second.total("downloaded")) == (1, 1), second.as_dict()
+    third = await services.engine.sync([source_id])
+    assert (third.total("new"), third.total("downloaded")) == (0, 0)
+    rows = await videos_of(services, source_id)
+    assert [r.state for r in rows] == [VideoState.DONE, VideoState.DONE]
+    for row, seconds in zip(rows, (4, 3), strict=True):
+        assert row.recorded_start is not None and row.recorded_end is not None
+        _plays_as_recorded(services, row, seconds)
+    assert not list(services.store.staging_dir.iterdir()), "no .part left behind"
+
+
+@pytest.mark.needs(TIME_INDEXED)
+async def test_open_recording_is_taken_once_closed(services: Services, harness: Harness) -> None:
+    await harness.add_recording("Cam1", HOUR_AGO, 2)
+    now = datetime.now(UTC).replace(microsecond=0)
+    handle = await harness.start_recording("Cam1", now - timedelta(seconds=6))
+    source_id = await harness.add_source(services)
+    first = await services.engine.sync([source_id])
+    assert (first.total("new"), first.total("downloaded")) == (1, 1), first.as_dict()
+    # Closed three seconds ago: past the harness's settle window.
+    await harness.finish_recording(handle, now - timedelta(seconds=3))
+    second = await services.engine.sync([source_id])
+    assert (second.total("new"), second.total("downloaded")) == (1, 1), second.as_dict()
+    rows = await videos_of(services, source_id)
+    assert [r.state for r in rows] == [VideoState.DONE, VideoState.DONE]
+    _plays_as_recorded(services, rows[1], 3)
+
+
+@pytest.mark.needs(TIME_INDEXED, CUT_STREAM)
+async def test_cut_recording_is_fetched_again_whole(services: Services, harness: Harness) -> None:
+    await harness.add_recording("Cam1", HOUR_AGO, 5)
+    source_id = await harness.add_source(services)
+    await harness.cut_next_download(after_bytes=20_000)
+    first = await services.engine.sync([source_id])
+    assert first.total("failed") == 1, first.as_dict()
+    assert not any(services.store.videos_dir.rglob("*.mp4")), "a partial file was published"
+    await services.engine.sync([source_id])
+    (row,) = await videos_of(services, source_id)
+    assert row.state == VideoState.DONE
+    _plays_as_recorded(services, row, 5)

@@ -1,10 +1,11 @@
-"""Moving one video's bytes into staging: resume, hash while writing, verify."""
+"""Moving one video's bytes into staging: resume, hash while writing, verify, remux."""
 
 from __future__ import annotations
 
 import asyncio
 import concurrent.futures
 import hashlib
+import logging
 import os
 import threading
 from collections.abc import Callable
@@ -12,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO
 
+from vpack import media
 from vpack.providers.base import (
     BlockingReader,
     Features,
@@ -27,6 +29,12 @@ _HASHERS: dict[HashKind, Callable[[], Any]] = {
     HashKind.SHA256: hashlib.sha256,
 }
 _REHASH_BYTES = 4 * 1024 * 1024
+# A remuxed recording may differ from its searched time span by a GOP or two;
+# anything shorter than this is a cut stream, not rounding.
+_SPAN_SLACK_SECONDS = 2.0
+_SPAN_SLACK_RATIO = 0.02
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -36,6 +44,7 @@ class Staged:
     path: Path
     size: int
     sha256: str
+    remuxed: bool = False  # the file is the MP4 made from a vendor stream
 
 
 class _Digests:
@@ -125,22 +134,26 @@ class _Staging:
     def close(self) -> None:
         self.handle.close()
 
-    def finish(self) -> Staged:
+    def finish(self, expected_hash: str | None) -> Staged:
         """Check what arrived against what the source promised (size, hash)."""
         self.handle.close()
+        if self.published and self.features.needs_remux:
+            # Already remuxed, verified and linked before a crash: the vendor's
+            # size and hash describe the stream it was made from, not this MP4.
+            return Staged(self.part, self.written, self.digests.sha256.hexdigest(), remuxed=True)
         video, kind = self.video, self.features.hash_kind
         if video.size is not None and self.written != video.size:
             self.part.unlink(missing_ok=True)
             raise Transient(
                 f"{video.path or video.name}: got {self.written} bytes, expected {video.size}"
             )
-        if kind != HashKind.NONE and video.hash:
+        if kind != HashKind.NONE and expected_hash:
             got = self.digests.remote_hex(kind)
-            if got.lower() != video.hash.lower():
+            if got.lower() != expected_hash.lower():
                 self.part.unlink(missing_ok=True)
                 raise Transient(
                     f"{video.path or video.name}: {kind} mismatch "
-                    f"(source says {video.hash}, received {got})"
+                    f"(source says {expected_hash}, received {got})"
                 )
         return Staged(path=self.part, size=self.written, sha256=self.digests.sha256.hexdigest())
 
@@ -155,10 +168,25 @@ async def stage(
 
     Raises Transient when the bytes do not match what the source promised
     (size or hash); the `.part` is then removed so the retry starts clean.
+    A provider whose bytes come in a vendor container (`Features.needs_remux`)
+    gets them checked as they came, then turned into an MP4 that replaces the
+    `.part`: what is published and hashed is the MP4.
     """
+    staged = await _stage_bytes(provider, video, part, on_bytes)
+    if provider.features.needs_remux:
+        staged = await asyncio.to_thread(remux_staged, staged, video)
+    return staged
+
+
+async def _stage_bytes(
+    provider: Provider,
+    video: RemoteVideo,
+    part: Path,
+    on_bytes: Callable[[int], None] | None,
+) -> Staged:
     reader = provider.blocking_reader(video)
     if reader is not None:
-        return await _stage_blocking(provider.features, video, part, reader, on_bytes)
+        return await _stage_blocking(provider, video, part, reader, on_bytes)
     staging = await asyncio.to_thread(_Staging, provider.features, video, part)
     if on_bytes is not None and staging.offset:
         on_bytes(staging.offset)
@@ -171,11 +199,11 @@ async def stage(
     except BaseException:
         await asyncio.to_thread(staging.close)
         raise
-    return await asyncio.to_thread(staging.finish)
+    return await asyncio.to_thread(staging.finish, provider.expected_hash(video))
 
 
 async def _stage_blocking(
-    features: Features,
+    provider: Provider,
     video: RemoteVideo,
     part: Path,
     reader: BlockingReader,
@@ -202,7 +230,7 @@ async def _stage_blocking(
             done.result()
 
     def run() -> Staged:
-        staging = _Staging(features, video, part)
+        staging = _Staging(provider.features, video, part)
         try:
             if staging.offset:
                 report(staging.offset)
@@ -215,7 +243,8 @@ async def _stage_blocking(
         except BaseException:
             staging.close()
             raise
-        return staging.finish()
+        # Asked after the read: what the read showed may change the answer.
+        return staging.finish(provider.expected_hash(video))
 
     task = asyncio.ensure_future(asyncio.to_thread(run))
     try:
@@ -224,3 +253,62 @@ async def _stage_blocking(
         cancelled.set()  # the thread stops at its next chunk; wait so the .part is closed
         await asyncio.gather(task, return_exceptions=True)
         raise
+
+
+def remux_staged(staged: Staged, video: RemoteVideo) -> Staged:
+    """Turn a verified vendor stream in staging into an MP4 under the same `.part` name.
+
+    The MP4 is written beside the `.part` and renamed over it, so the `.part`
+    is always either the whole vendor stream or the whole MP4. A stream PyAV
+    cannot read, or one shorter than the recording's time span (the device cut
+    it short), is discarded: the retry must fetch it again from the start.
+    """
+    if staged.remuxed:
+        return staged
+    part = staged.path
+    made = part.with_name(part.name + ".mp4")
+    made.unlink(missing_ok=True)
+    what = video.path or video.name
+    try:
+        result = media.remux_to_mp4(part, made)
+        _check_span(result, video)
+        size, digest = _sha256_of(made)
+        os.replace(made, part)
+    except media.RemuxError as exc:
+        made.unlink(missing_ok=True)
+        part.unlink(missing_ok=True)
+        raise Transient(f"{what}: {exc}", restart=True) from None
+    except BaseException:
+        made.unlink(missing_ok=True)
+        raise
+    return Staged(path=part, size=size, sha256=digest, remuxed=True)
+
+
+def _check_span(result: media.Remuxed, video: RemoteVideo) -> None:
+    if video.recorded_start is None or video.recorded_end is None:
+        return
+    span = (video.recorded_end - video.recorded_start).total_seconds()
+    if result.duration_s is None:
+        raise media.RemuxError("the MP4 has no duration")
+    slack = max(_SPAN_SLACK_SECONDS, span * _SPAN_SLACK_RATIO)
+    if result.duration_s < span - slack:
+        raise media.RemuxError(
+            f"only {result.duration_s:.1f} s of a {span:.0f} s recording arrived"
+        )
+    if result.duration_s > span + slack:
+        log.info(
+            "%s: %.1f s of video for a %.0f s recording",
+            video.path or video.name,
+            result.duration_s,
+            span,
+        )
+
+
+def _sha256_of(path: Path) -> tuple[int, str]:
+    digest = hashlib.sha256()
+    size = 0
+    with open(path, "rb", buffering=0) as handle:
+        while block := handle.read(_REHASH_BYTES):
+            digest.update(block)
+            size += len(block)
+    return size, digest.hexdigest()
