@@ -7,7 +7,9 @@ from pathlib import Path
 
 import pytest
 
+from tests.conformance.google_drive_harness import GoogleDriveHarness
 from tests.conformance.harness import CAPABILITIES, Harness
+from tests.conformance.hikvision_harness import HikvisionHarness
 from tests.conformance.local_harness import LocalHarness
 from tests.conformance.s3_harness import S3Harness
 
@@ -17,6 +19,8 @@ _NOBODY = "no-provider-has-this-capability"
 HARNESSES: dict[str, tuple[frozenset[str], Callable[[Path], Harness]]] = {
     "local": (LocalHarness.capabilities, LocalHarness),
     "s3": (S3Harness.capabilities, S3Harness),
+    "hikvision": (HikvisionHarness.capabilities, HikvisionHarness),
+    "google_drive": (GoogleDriveHarness.capabilities, GoogleDriveHarness),
 }
 
 

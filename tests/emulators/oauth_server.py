@@ -166,6 +166,17 @@ class OAuthEmulator:
             found = self._refresh.get(token)
             return bool(found and found.active)
 
+    def access_token_scope(self, token: str) -> str | None:
+        """The scope of a live access token; None when unknown, expired or revoked.
+
+        For resource servers sharing this authorization server (e.g. the Drive emulator).
+        """
+        with self._lock:
+            found = self._access.get(token)
+            if found is None or not found.active or found.expires <= time.time():
+                return None
+            return found.scope
+
     @property
     def authorize_url(self) -> str:
         return f"{self.base_url}/authorize"

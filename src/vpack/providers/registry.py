@@ -27,7 +27,7 @@ def unregister(name: str) -> None:
 def _load_builtin() -> None:
     # Imported for their @register side effect; kept here so adding a provider
     # is one module plus one line.
-    from vpack.providers import local, s3  # noqa: F401
+    from vpack.providers import google_drive, hikvision, local, s3  # noqa: F401
 
 
 def all_providers() -> dict[str, type[Provider]]:
