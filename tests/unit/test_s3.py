@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import os
 from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
+from sqlalchemy import select
 
 from tests.conformance.harness import videos_of
-from tests.conformance.s3_harness import S3Harness, put_many
-from vpack.db.models import VideoState
+from tests.conformance.s3_harness import S3Harness, put_many, upload_in_parts
+from vpack.db.models import Connection, VideoState
 from vpack.providers.base import BadConfig, Found, NotFound, RemoteVideo, ScanEvent
 from vpack.providers.s3 import S3Provider, S3SourceOptions
 from vpack.services import Services
@@ -40,6 +42,10 @@ async def _scan(s3: S3Harness) -> list[ScanEvent]:
         await provider.aclose()
 
 
+def _md5(data: bytes) -> str:
+    return hashlib.md5(data, usedforsecurity=False).hexdigest()
+
+
 def _found(events: list[ScanEvent]) -> list[RemoteVideo]:
     return [e.video for e in events if isinstance(e, Found)]
 
@@ -49,11 +55,13 @@ async def _put(s3: S3Harness, key: str, data: bytes, **extra: str) -> None:
 
 
 async def test_scan_pages_past_a_thousand_keys(s3: S3Harness) -> None:
-    keys = [f"{s3.prefix}Cam1/clip-{i:04d}.mp4" for i in range(1050)]
+    keys = [f"{s3.prefix}Cam{i % 3}/clip-{i:04d}.mp4" for i in range(2500)]
     await asyncio.to_thread(put_many, s3.client, s3.bucket, keys, b"x")
+    s3.proxy.reset_counts()
     found = _found(await _scan(s3))
-    assert sorted(v.remote_id for v in found) == keys
-    assert {v.camera for v in found} == {"Cam1"}
+    assert sorted(v.remote_id for v in found) == sorted(keys)
+    assert {v.camera for v in found} == {"Cam0", "Cam1", "Cam2"}
+    assert s3.proxy.counts["ListObjectsV2"] == 3, "1,000 keys a page, each page read once"
 
 
 async def test_odd_keys_land_safely(services: Services, s3: S3Harness) -> None:
@@ -119,34 +127,15 @@ async def test_archived_objects_are_skipped(services: Services, s3: S3Harness) -
 
 async def test_multipart_object_is_verified_by_size(services: Services, s3: S3Harness) -> None:
     key = f"{s3.prefix}Cam1/long.mp4"
-    data = os.urandom(12 * 1024 * 1024)
-    part = 5 * 1024 * 1024
-
-    def upload() -> None:
-        client = s3.client
-        upload_id = client.create_multipart_upload(Bucket=s3.bucket, Key=key)["UploadId"]
-        parts = []
-        for number, start in enumerate(range(0, len(data), part), start=1):
-            etag = client.upload_part(
-                Bucket=s3.bucket,
-                Key=key,
-                UploadId=upload_id,
-                PartNumber=number,
-                Body=data[start : start + part],
-            )["ETag"]
-            parts.append({"PartNumber": number, "ETag": etag})
-        client.complete_multipart_upload(
-            Bucket=s3.bucket, Key=key, UploadId=upload_id, MultipartUpload={"Parts": parts}
-        )
-
-    await asyncio.to_thread(upload)
+    data = os.urandom(64 * 1024 * 1024)
+    await asyncio.to_thread(upload_in_parts, s3.client, s3.bucket, key, data, 8 * 1024 * 1024)
     (video,) = _found(await _scan(s3))
-    assert video.revision.endswith("-3") and video.hash is None and video.size == len(data)
+    assert video.revision.endswith("-8") and video.hash is None and video.size == len(data)
     source_id = await s3.add_source(services)
     report = await services.engine.sync([source_id])
     assert report.ok and report.total("downloaded") == 1
     (row,) = await videos_of(services, source_id)
-    assert row.local_path
+    assert row.local_path and row.sha256 == hashlib.sha256(data).hexdigest()
     assert services.store.absolute(row.local_path).read_bytes() == data
 
 
@@ -164,3 +153,104 @@ async def test_clear_errors_for_bad_settings(s3: S3Harness) -> None:
         await outside.validate_selection("other/")
     assert [n.id for n in (await outside.browse(None)).nodes] == ["footage/Cam1/"]
     await outside.aclose()
+
+
+async def test_a_cut_download_resumes_with_a_range(services: Services, s3: S3Harness) -> None:
+    data = os.urandom(3 * 1024 * 1024)
+    await _put(s3, f"{s3.prefix}Cam1/a.mp4", data)
+    source_id = await s3.add_source(services)
+    s3.proxy.cut_next_download(after_bytes=1_500_000)
+    first = await services.engine.sync([source_id])
+    assert first.total("failed") == 1 and first.total("downloaded") == 0
+    second = await services.engine.sync([source_id])
+    assert second.ok and second.total("downloaded") == 1
+    assert s3.proxy.ranges == [None, "bytes=1500000-"], "the rest only, not the whole again"
+    (row,) = await videos_of(services, source_id)
+    assert row.local_path and row.sha256 == hashlib.sha256(data).hexdigest()
+    assert services.store.absolute(row.local_path).read_bytes() == data
+
+
+async def test_slow_down_is_retried_a_bounded_number_of_times(
+    services: Services, s3: S3Harness
+) -> None:
+    await _put(s3, f"{s3.prefix}Cam1/a.mp4", b"clip")
+    source_id = await s3.add_source(services)
+    await services.engine.scan_source(source_id)
+    s3.proxy.fail_next(50, "SlowDown")
+    s3.proxy.reset_counts()
+    tallies = await services.engine.run_downloads([source_id], max_rate_limit_wait=0)
+    # botocore's own retries (3 attempts), then the connection is paused: no storm.
+    assert s3.proxy.counts["GetObject"] == 3
+    assert tallies[source_id].failed == 0 and tallies[source_id].downloaded == 0
+    (row,) = await videos_of(services, source_id)
+    assert row.state == VideoState.PENDING and row.attempts == 0
+    assert row.error and "slow down" in row.error
+    async with services.db.session() as session:
+        (connection,) = (await session.execute(select(Connection))).scalars()
+    assert connection.paused_until is not None
+
+
+async def test_a_checksum_catches_what_no_md5_can(services: Services, s3: S3Harness) -> None:
+    """A multipart object has no MD5 to check, but a full-object CRC32 it has."""
+    key = f"{s3.prefix}Cam1/long.mp4"
+    data = os.urandom(11 * 1024 * 1024)
+    await asyncio.to_thread(
+        upload_in_parts, s3.client, s3.bucket, key, data, 5 * 1024 * 1024, "CRC32"
+    )
+    source_id = await s3.add_source(services)
+    s3.proxy.corrupt_next_download()
+    first = await services.engine.sync([source_id])
+    assert first.total("failed") == 1 and not any(services.store.videos_dir.rglob("*.mp4"))
+    (row,) = await videos_of(services, source_id)
+    assert row.error and "checksum" in row.error
+    second = await services.engine.sync([source_id])
+    assert second.ok and second.total("downloaded") == 1
+    (row,) = await videos_of(services, source_id)
+    assert row.local_path and services.store.absolute(row.local_path).read_bytes() == data
+
+
+async def test_a_bucket_in_another_region_is_found_and_named(s3: S3Harness) -> None:
+    await _put(s3, f"{s3.prefix}Cam1/a.mp4", b"far away")
+    s3.proxy.place_bucket(s3.bucket, "eu-west-1")
+    provider = _provider(s3, region="us-east-1")
+    identity = await provider.check()
+    assert identity.details["region"] == "eu-west-1"
+    assert identity.details["configured_region"] == "us-east-1"
+    (video,) = [
+        e.video
+        async for e in provider.scan(s3.selection(), None, S3SourceOptions())
+        if isinstance(e, Found)
+    ]
+    assert b"".join([c async for c in provider.open(video)]) == b"far away"
+    await provider.aclose()
+    right = _provider(s3, region="eu-west-1")
+    assert "configured_region" not in (await right.check()).details
+    await right.aclose()
+
+
+async def test_an_sse_kms_etag_is_not_taken_for_an_md5(s3: S3Harness) -> None:
+    """S3 gives SSE-KMS objects ETags that are no MD5 of the content; the read shows it."""
+    key = f"{s3.prefix}Cam1/sealed.mp4"
+    await _put(s3, key, b"encrypted at rest", ServerSideEncryption="aws:kms")
+    await _put(s3, f"{s3.prefix}Cam1/plain.mp4", b"not encrypted")
+    s3.proxy.etag_is_not_md5(s3.bucket, key)
+    by_name = {v.name: v for v in _found(await _scan(s3))}
+    sealed, plain = by_name["sealed.mp4"], by_name["plain.mp4"]
+    assert sealed.hash != _md5(b"encrypted at rest")
+    provider = _provider(s3)
+    try:
+        assert b"".join([c async for c in provider.open(sealed)]) == b"encrypted at rest"
+        assert b"".join([c async for c in provider.open(plain)]) == b"not encrypted"
+        assert provider.expected_hash(sealed) is None
+        assert provider.expected_hash(plain) == plain.hash == _md5(b"not encrypted")
+    finally:
+        await provider.aclose()
+
+
+async def test_an_sse_kms_object_is_synced(services: Services, s3: S3Harness) -> None:
+    key = f"{s3.prefix}Cam1/sealed.mp4"
+    await _put(s3, key, b"encrypted at rest", ServerSideEncryption="aws:kms")
+    s3.proxy.etag_is_not_md5(s3.bucket, key)
+    source_id = await s3.add_source(services)
+    report = await services.engine.sync([source_id])
+    assert report.ok and report.total("downloaded") == 1

@@ -17,6 +17,7 @@ from botocore.exceptions import (
     BotoCoreError,
     ClientError,
     EndpointConnectionError,
+    FlexibleChecksumError,
     HTTPClientError,
     IncompleteReadError,
     NoCredentialsError,
@@ -58,10 +59,18 @@ _READ_BYTES = 1024 * 1024
 _PLAIN_MD5 = re.compile(r"[0-9a-f]{32}")  # multipart ETags are "md5-of-md5s-N": no content hash
 # Objects here need a restore before GetObject works (Glacier Instant Retrieval does not).
 _ARCHIVED = frozenset({"GLACIER", "DEEP_ARCHIVE"})
-_BAD_KEYS = frozenset({"InvalidAccessKeyId", "SignatureDoesNotMatch", "InvalidToken"})
 _WRONG_REGION = frozenset(
     {"PermanentRedirect", "AuthorizationHeaderMalformed", "IllegalLocationConstraintException"}
 )
+# Codes for keys S3 refuses, and what to tell the user.
+_KEY_MESSAGES = {
+    "InvalidAccessKeyId": "{where} does not know the access key id {key}: check it "
+    "(keys of one S3 service or account do not work on another)",
+    "SignatureDoesNotMatch": "the secret access key does not belong to access key id {key}: "
+    "check the secret",
+    "InvalidToken": "the access key {key} was refused as invalid: make a new key",
+    "ExpiredToken": "the access key {key} has expired: make a new key",
+}
 _THROTTLED = frozenset(
     {"SlowDown", "Throttling", "ThrottlingException", "RequestLimitExceeded", "TooManyRequests"}
 )
@@ -80,6 +89,11 @@ class S3Config(BaseModel):
     path_style: bool = Field(default=False, description="bucket in the path, not the host name")
     access_key_id: str = Field(min_length=1)
     secret_access_key: SecretStr
+    verify_checksums: bool = Field(
+        default=True,
+        description="Check the x-amz-checksum-* a download carries; turn off only for a "
+        "store that sends wrong ones.",
+    )
 
 
 class S3SourceOptions(BaseModel):
@@ -112,6 +126,9 @@ class S3Provider(Provider):
         super().__init__(config, **kwargs)
         self._client_obj: Any = None
         self._client_lock = threading.Lock()
+        self._bucket_region: str | None = None  # where S3 said the bucket is, if not config.region
+        # (key, ETag) of SSE-KMS objects read: their ETag is no MD5 though it looks like one.
+        self._etag_not_md5: set[tuple[str, str]] = set()
 
     # ------------------------------------------------------------ boto3 plumbing
     def _client(self) -> Any:
@@ -122,7 +139,7 @@ class S3Provider(Provider):
                 options: dict[str, Any] = {
                     "region_name": cfg.region,
                     "s3": {"addressing_style": "path" if cfg.path_style else "auto"},
-                    "retries": {"mode": "standard", "max_attempts": 3},
+                    "retries": {"mode": "standard", "total_max_attempts": 3},
                     "connect_timeout": 15,
                     "read_timeout": 60,
                     "max_pool_connections": 32,
@@ -136,10 +153,23 @@ class S3Provider(Provider):
                     aws_secret_access_key=cfg.secret_access_key.get_secret_value(),
                     region_name=cfg.region,
                 )
-                self._client_obj = session.client(
+                client = session.client(
                     "s3", endpoint_url=cfg.endpoint_url, config=BotoConfig(**options)
                 )
+                client.meta.events.register("needs-retry.s3", self._note_region)
+                self._client_obj = client
             return self._client_obj
+
+    def _note_region(self, response: Any = None, **_: Any) -> None:
+        """Remember the region a wrong-region answer names. botocore re-signs and
+        retries such requests itself; check() then tells which region is right."""
+        http, parsed = response or (None, None)
+        error = (parsed or {}).get("Error")
+        if http is None or not error:
+            return
+        region = error.get("Region") or http.headers.get("x-amz-bucket-region")
+        if region and region != self.config.region:
+            self._bucket_region = str(region)
 
     def _call(self, operation: str, *, checking: bool = False, **params: Any) -> Any:
         """One S3 request with its failures as our error classes (blocking)."""
@@ -161,9 +191,12 @@ class S3Provider(Provider):
         error = exc.response.get("Error", {})
         meta = exc.response.get("ResponseMetadata", {})
         code, status = str(error.get("Code", "")), int(meta.get("HTTPStatusCode") or 0)
-        if code in _BAD_KEYS:
-            message = f"the access key or secret is wrong for bucket {bucket} ({code})"
+        if code in _KEY_MESSAGES:
+            message = _KEY_MESSAGES[code].format(key=self.config.access_key_id, where=where)
             return BadConfig(message) if checking else AuthExpired(message)
+        if code == "RequestTimeTooSkewed":
+            message = "this machine's clock is too far off for S3 to accept requests: fix it"
+            return BadConfig(message) if checking else Transient(message)
         if code == "NoSuchBucket":
             return BadConfig(f"bucket {bucket} does not exist")
         if code in _WRONG_REGION:
@@ -173,8 +206,10 @@ class S3Provider(Provider):
                 f"bucket {bucket} is not in region {self.config.region}{hint}: fix the region"
             )
         if code in ("AccessDenied", "AllAccessDisabled"):
+            what = f"{key} in bucket {bucket}" if key else f"bucket {bucket}"
             return BadConfig(
-                f"the key may not read bucket {bucket}: it needs s3:ListBucket and s3:GetObject"
+                f"access denied to {what}: the key needs s3:ListBucket on the bucket and "
+                "s3:GetObject on its objects (is the bucket name right?)"
             )
         if code in ("NoSuchKey", "404") or (status == 404 and key):
             return NotFound(f"{key} was removed before it could be copied")
@@ -206,10 +241,25 @@ class S3Provider(Provider):
         # ListObjectsV2 rather than ListBuckets: least-privilege keys may only list this bucket.
         await self._run(self._call, "list_objects_v2", checking=True, Prefix=first, MaxKeys=1)
         host = cfg.endpoint_url or f"s3.{cfg.region}.amazonaws.com"
+        details: dict[str, Any] = {
+            "bucket": cfg.bucket,
+            "region": cfg.region,
+            "prefixes": cfg.prefixes,
+        }
+        if self._bucket_region:
+            # Working, at one extra request per run: say where the bucket really is.
+            log.warning(
+                "bucket %s is in region %s, not %s: set that region to save a redirect",
+                cfg.bucket,
+                self._bucket_region,
+                cfg.region,
+            )
+            details["region"] = self._bucket_region
+            details["configured_region"] = cfg.region
         return Identity(
             id=f"{host}/{cfg.bucket}",
             label=f"s3://{cfg.bucket}" + (f" on {cfg.endpoint_url}" if cfg.endpoint_url else ""),
-            details={"bucket": cfg.bucket, "region": cfg.region, "prefixes": cfg.prefixes},
+            details=details,
         )
 
     async def validate_selection(self, selection: str) -> str:
@@ -296,11 +346,23 @@ class S3Provider(Provider):
         params: dict[str, Any] = {"Key": video.remote_id, "IfMatch": f'"{video.revision}"'}
         if offset:
             params["Range"] = f"bytes={offset}-"
-        body = self._call("get_object", **params)["Body"]
+        elif self.config.verify_checksums and video.hash is None:
+            # No MD5 to check (a multipart ETag): an x-amz-checksum-* is then the only
+            # content check. S3 sends it for whole-object reads; botocore checks it
+            # as the body is read. (With an MD5 it would only cost CPU.)
+            params["ChecksumMode"] = "ENABLED"
+        response = self._call("get_object", **params)
+        if video.hash and str(response.get("ServerSideEncryption", "")).startswith("aws:kms"):
+            log.info("%s is SSE-KMS encrypted: its ETag is no MD5", video.path)
+            self._etag_not_md5.add((video.remote_id, video.revision))
+        body = response["Body"]
         try:
             while True:
                 try:
                     chunk = body.read(_READ_BYTES)
+                except FlexibleChecksumError as exc:
+                    # What arrived is not the object: a retry must not resume from it.
+                    raise Transient(f"{video.path}: {exc}", restart=True) from None
                 except (IncompleteReadError, ResponseStreamingError, HTTPClientError) as exc:
                     raise Transient(f"{video.path}: download cut short ({exc})") from None
                 if not chunk:
@@ -308,6 +370,15 @@ class S3Provider(Provider):
                 yield chunk
         finally:
             body.close()
+
+    def expected_hash(self, video: RemoteVideo) -> str | None:
+        """The MD5 the bytes just read must have: the listed ETag, unless the read
+        showed SSE-KMS (or dual-layer DSSE-KMS) encryption, whose ETags are not MD5s
+        of the content even for single-part uploads (S3 API Reference, Object / ETag).
+        (SSE-C objects cannot be read at all without the customer's key.)"""
+        if (video.remote_id, video.revision) in self._etag_not_md5:
+            return None
+        return video.hash
 
     async def aclose(self) -> None:
         if self._client_obj is not None:

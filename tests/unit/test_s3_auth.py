@@ -1,0 +1,90 @@
+"""The S3 provider against a moto server that checks signatures and IAM policies."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import pytest
+from sqlalchemy import select
+
+from tests.conformance.s3_harness import AccessKey, AuthMoto, auth_moto
+from vpack import catalog
+from vpack.db.models import Connection, ConnectionStatus, Source, SourceStatus
+from vpack.providers.base import BadConfig, Found, ProviderError
+from vpack.providers.registry import build_provider
+from vpack.providers.s3 import S3Provider, S3SourceOptions
+from vpack.services import Services
+
+
+@pytest.fixture
+async def locked() -> AuthMoto:
+    return await asyncio.to_thread(auth_moto)
+
+
+async def _check_fails(config: dict[str, Any]) -> ProviderError:
+    provider = build_provider("s3", config)
+    try:
+        with pytest.raises(BadConfig) as caught:
+            await provider.check()
+    finally:
+        await provider.aclose()
+    assert config["secret_access_key"] not in str(caught.value)
+    return caught.value
+
+
+async def test_a_least_privilege_key_connects_lists_and_reads(locked: AuthMoto) -> None:
+    provider = build_provider("s3", locked.config(locked.reader))
+    assert isinstance(provider, S3Provider)
+    try:
+        identity = await provider.check()
+        assert identity.details["bucket"] == locked.bucket
+        events = [e async for e in provider.scan("footage/", None, S3SourceOptions())]
+        (video,) = [e.video for e in events if isinstance(e, Found)]
+        assert b"".join([c async for c in provider.open(video)]) == b"locked clip"
+    finally:
+        await provider.aclose()
+
+
+async def test_a_wrong_secret_is_named(locked: AuthMoto) -> None:
+    error = await _check_fails(locked.config(AccessKey(locked.reader.key_id, "wrong-secret")))
+    assert "secret access key does not belong" in str(error)
+
+
+async def test_an_unknown_key_id_is_named(locked: AuthMoto) -> None:
+    error = await _check_fails(locked.config(AccessKey("AKIANOSUCHKEY0000000", "whatever")))
+    assert "does not know the access key id AKIANOSUCHKEY0000000" in str(error)
+
+
+async def test_a_key_without_rights_to_the_bucket_says_what_it_needs(locked: AuthMoto) -> None:
+    error = await _check_fails(locked.config(locked.reader, bucket=locked.other_bucket))
+    assert "access denied" in str(error) and "s3:ListBucket" in str(error)
+
+
+async def test_a_key_revoked_after_connecting_asks_the_user_to_reconnect(
+    services: Services, locked: AuthMoto
+) -> None:
+    iam = locked.iam()
+    made = await asyncio.to_thread(iam.create_access_key, UserName="reader")
+    key = AccessKey(made["AccessKey"]["AccessKeyId"], made["AccessKey"]["SecretAccessKey"])
+    connection, _ = await services.connections.create(
+        provider="s3", name="locked", config=locked.config(key), owner_id=None, from_api=False
+    )
+    source_id = await catalog.add_source(
+        services.db,
+        services.connections,
+        connection_id=connection.id,
+        name="locked source",
+        selections=["footage/"],
+        options={},
+        interval_s=60,
+    )
+    await asyncio.to_thread(iam.delete_access_key, UserName="reader", AccessKeyId=key.key_id)
+    report = await services.engine.sync([source_id])
+    assert not report.ok
+    async with services.db.session() as session:
+        stored = await session.get(Connection, connection.id)
+        source = (await session.execute(select(Source))).scalar_one()
+    assert stored is not None and stored.status == ConnectionStatus.REAUTH_REQUIRED
+    assert stored.status_detail and key.key_id in stored.status_detail
+    assert source.status == SourceStatus.PAUSED
