@@ -8,7 +8,7 @@ STAMP  := $(VENV)/.installed
 # Folders users may add as sources through the API/UI (the CLI may add any).
 export VPACK_LOCAL_ROOTS ?= $(HOME)
 
-.PHONY: run test lint typecheck unit install init bench clean
+.PHONY: run test lint typecheck unit install init bench clean web web-test api-client screenshots
 
 $(BIN)/python:
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || \
@@ -25,8 +25,35 @@ install: $(STAMP)
 init: install
 	$(BIN)/vpack init
 
+# The web UI (web/): dependencies when the lock file changes, a build when any source is newer.
+WEB_SOURCES := $(shell find web/src web/public -type f 2>/dev/null) \
+	web/index.html web/vite.config.ts web/tsconfig.json web/package.json
+web/node_modules/.package-lock.json: web/package.json web/package-lock.json
+	cd web && npm ci --no-audit --no-fund --loglevel=error
+	@touch $@
+
+web/dist/index.html: web/node_modules/.package-lock.json $(WEB_SOURCES)
+	cd web && npm run build --silent
+	@touch $@
+
+## Build the web UI into web/dist (served by `vpack serve` at /).
+web: web/dist/index.html
+
+## The UI's formatting (Prettier) and component tests (Vitest).
+web-test: web/node_modules/.package-lock.json
+	cd web && npm run format:check --silent && npm test --silent
+
+## After an API change: refresh web/openapi.json and the typed client web/src/api/schema.d.ts.
+api-client: install web/node_modules/.package-lock.json
+	$(BIN)/python web/scripts/dump_openapi.py
+	cd web && npm run gen:api --silent
+
+## Re-take the screenshots in docs/screenshots/ (the browser tests, saving what they see).
+screenshots: install web
+	VPACK_SCREENSHOTS=docs/screenshots $(BIN)/pytest -q -p no:cacheprovider tests/e2e/test_web_ui.py
+
 ## Set everything up and start the service on SQLite (http://$(HOST):$(PORT)).
-run: init
+run: init web
 	$(BIN)/vpack serve --host $(HOST) --port $(PORT)
 
 lint: install
@@ -36,14 +63,14 @@ lint: install
 typecheck: install
 	$(BIN)/mypy
 
-unit: install
+unit: install web
 	$(BIN)/pytest -q -p no:cacheprovider --cov --cov-report=term --cov-fail-under=85
 
-## Lint, type-check and run every test with line coverage (fails under 85%).
-test: lint typecheck unit
+## Lint, type-check and run every test with line coverage (fails under 85%), UI tests included.
+test: lint typecheck web-test unit
 
 bench: install
 	$(BIN)/python -m bench.local.run
 
 clean:
-	rm -rf $(VENV) .coverage .coverage.* .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) .coverage .coverage.* .pytest_cache .mypy_cache .ruff_cache web/node_modules web/dist

@@ -402,7 +402,12 @@ def serve(host: str, port: int) -> None:
                 yield
                 self._captured_signals.clear()
 
-    Server(uvicorn.Config(create_app(settings), host=host, port=port, log_level="info")).run()
+    # Open event streams (a browser tab on the dashboard) never end by themselves:
+    # without a grace limit, SIGTERM would wait on them forever.
+    config = uvicorn.Config(
+        create_app(settings), host=host, port=port, log_level="info", timeout_graceful_shutdown=5
+    )
+    Server(config).run()
 
 
 def _human(n: int) -> str:

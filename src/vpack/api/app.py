@@ -24,6 +24,7 @@ from vpack.api.routes import (
     users,
     videos,
 )
+from vpack.api.web import mount_web
 from vpack.security.auth import ensure_session_key
 from vpack.security.throttle import Throttle
 from vpack.services import build, prepare
@@ -118,5 +119,6 @@ def create_app(settings: Settings | None = None, *, run_worker: bool = True) -> 
     routers = (health, auth, users, providers, connections, cloud, sources, videos, audit, events)
     for module in routers:
         app.include_router(module.router)
+    mount_web(app)  # last: the web UI at `/` must never shadow an API route
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
     return app

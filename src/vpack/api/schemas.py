@@ -41,6 +41,10 @@ class UserChange(BaseModel):
     role: Role | None = None
 
 
+class SetupState(BaseModel):
+    needed: bool  # true until the first administrator exists
+
+
 class LoginOut(BaseModel):
     access_token: str
     token_type: str = "bearer"  # noqa: S105 - the OAuth token type, not a secret

@@ -15,13 +15,20 @@ from vpack.api.deps import (
     ThrottleDep,
     client_ip,
 )
-from vpack.api.schemas import Credentials, LoginOut, UserOut
+from vpack.api.schemas import Credentials, LoginOut, SetupState, UserOut
 from vpack.db.models import Role, utcnow
 from vpack.security import audit
 from vpack.security.audit import Action
 from vpack.security.auth import AuthError, burn_password_check, issue_session, verify_password
 
 router = APIRouter(prefix="/api", tags=["auth"])
+
+
+@router.get("/setup", response_model=SetupState)
+async def setup_state(services: ServicesDep) -> SetupState:
+    """Whether first-run setup is still open, so a fresh UI shows onboarding, not sign-in."""
+    async with services.db.session() as session:
+        return SetupState(needed=await user_count(session) == 0)
 
 
 @router.post("/setup", status_code=status.HTTP_201_CREATED, response_model=UserOut)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from urllib.parse import quote, urlencode
+
 from fastapi import APIRouter, HTTPException, Query, Request, status
 from fastapi.responses import RedirectResponse
 from sqlalchemy import select
@@ -11,7 +13,7 @@ from vpack.api.routes.connections import browse, owned_connection
 from vpack.api.routes.sources import create_owned_source, start_sync
 from vpack.api.schemas import Accepted, BrowseOut, DownloadRequest, OAuthStart, OAuthStarted
 from vpack.db.models import Connection, Source
-from vpack.providers.base import AuthKind, BadConfig, Provider
+from vpack.providers.base import AuthKind, BadConfig, Provider, ProviderError
 from vpack.providers.oauth import begin, complete, spec_from_env
 from vpack.providers.registry import get_provider_class
 from vpack.security import audit
@@ -75,22 +77,29 @@ async def oauth_callback(
     cls = _oauth_provider(provider)
     assert cls.oauth is not None
     spec = spec_from_env(cls.name, cls.oauth, services.settings)
-    tokens, pending = await complete(
-        services.db,
-        spec,
-        state=state,
-        code=code,
-        user_id=user.id,
-        error=error,
-        error_description=error_description,
-    )
-    connection, identity, created = await services.connections.connect_oauth(
-        provider=provider,
-        owner_id=user.id,
-        tokens=tokens,
-        name=pending.connection_name,
-        reconnect_id=pending.connection_id,
-    )
+    try:
+        tokens, pending = await complete(
+            services.db,
+            spec,
+            state=state,
+            code=code,
+            user_id=user.id,
+            error=error,
+            error_description=error_description,
+        )
+        connection, identity, created = await services.connections.connect_oauth(
+            provider=provider,
+            owner_id=user.id,
+            tokens=tokens,
+            name=pending.connection_name,
+            reconnect_id=pending.connection_id,
+        )
+    except ProviderError as exc:
+        if "text/html" not in request.headers.get("accept", ""):
+            raise
+        # A person's browser: back to the connect page, which says what went wrong.
+        query = urlencode({"error": str(exc)})
+        return RedirectResponse(f"/connect/{quote(provider)}?{query}", status_code=303)
     actions = [Action.OAUTH_CALLBACK] + ([Action.CONNECTION_CREATED] if created else [])
     async with services.db.transaction() as tx:
         for action in actions:
