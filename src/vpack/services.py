@@ -36,7 +36,9 @@ def prepare(settings: Settings) -> None:
 
 def build(settings: Settings) -> Services:
     db = Database(settings.sqlalchemy_url)
-    store = VideoStore(settings.videos_dir, settings.staging_dir, fsync=settings.fsync)
+    store = VideoStore(
+        settings.videos_dir, settings.staging_dir, fsync=settings.fsync, zone=settings.zone
+    )
     connections = ConnectionManager(db, settings)
     engine = SyncEngine(db, store, settings, connections)
     return Services(settings, db, store, engine, connections)

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from datetime import tzinfo
 from functools import lru_cache
 from pathlib import Path
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -30,6 +32,11 @@ class Settings(BaseSettings):
     retry_base_seconds: float = Field(default=30.0, gt=0, description="First backoff step.")
     retry_cap_seconds: float = Field(default=6 * 3600.0, gt=0, description="Longest backoff step.")
     fsync: bool = Field(default=True, description="Make videos durable before recording them.")
+    timezone: str = Field(
+        default="",
+        description="IANA zone the date folders of copies follow, e.g. Asia/Ho_Chi_Minh "
+        "(empty: this machine's zone).",
+    )
     scheduler_tick_seconds: float = Field(
         default=5.0, gt=0, description="How often due work is looked for."
     )
@@ -61,6 +68,22 @@ class Settings(BaseSettings):
     @classmethod
     def _absolute(cls, value: Path) -> Path:
         return value.expanduser().resolve()
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        if value:
+            try:
+                ZoneInfo(value)
+            except (ZoneInfoNotFoundError, ValueError):
+                message = f"unknown time zone {value!r} (use a name like Asia/Ho_Chi_Minh)"
+                raise ValueError(message) from None
+        return value
+
+    @property
+    def zone(self) -> tzinfo | None:
+        """The configured zone; None means this machine's own."""
+        return ZoneInfo(self.timezone) if self.timezone else None
 
     @property
     def videos_dir(self) -> Path:

@@ -7,7 +7,7 @@ import os
 import shutil
 import unicodedata
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime, tzinfo
 from pathlib import Path
 
 MAX_NAME_BYTES = 255  # what ext4, XFS, btrfs and NTFS-over-SMB all accept
@@ -75,10 +75,13 @@ class Placement:
 class VideoStore:
     """Owns `<data>/staging` and `<data>/videos`; nothing half-written reaches the latter."""
 
-    def __init__(self, videos_dir: Path, staging_dir: Path, fsync: bool = True) -> None:
+    def __init__(
+        self, videos_dir: Path, staging_dir: Path, fsync: bool = True, zone: tzinfo | None = None
+    ) -> None:
         self.videos_dir = videos_dir
         self.staging_dir = staging_dir
         self.fsync = fsync
+        self.zone = zone  # date folders follow this zone (None: the machine's)
 
     def ensure_dirs(self) -> None:
         self.videos_dir.mkdir(parents=True, exist_ok=True)
@@ -88,7 +91,12 @@ class VideoStore:
         return self.staging_dir / f"{video_id}.part"
 
     def placement(self, source_id: int, camera: str, when: datetime, name: str) -> Placement:
-        folder = Path(str(source_id)) / safe_name(camera, "camera") / when.strftime("%Y/%m/%d")
+        """Where a video recorded (or last changed) at `when` lands. The date is the
+        shop's, not UTC's: a recording at 06:00 in Hanoi is filed under that day."""
+        if when.tzinfo is None:  # the database hands back UTC without its zone
+            when = when.replace(tzinfo=UTC)
+        day = when.astimezone(self.zone).strftime("%Y/%m/%d")
+        folder = Path(str(source_id)) / safe_name(camera, "camera") / day
         return Placement(folder=folder, name=safe_name(name))
 
     def absolute(self, relative: str | Path) -> Path:

@@ -5,9 +5,12 @@ from __future__ import annotations
 import os
 from datetime import UTC, datetime
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import pytest
+from pydantic import ValidationError
 
+from vpack.settings import Settings
 from vpack.store import MAX_NAME_BYTES, VideoStore, safe_name, with_suffix_number
 
 
@@ -50,9 +53,25 @@ def test_long_names_fit_and_keep_their_extension() -> None:
 
 
 def test_placement_layout(tmp_path: Path) -> None:
-    store = VideoStore(tmp_path / "v", tmp_path / "s")
+    store = VideoStore(tmp_path / "v", tmp_path / "s", zone=UTC)
     place = store.placement(7, "Cam/1", datetime(2025, 1, 2, 3, tzinfo=UTC), "a.mp4")
     assert place.folder == Path("7/Cam_1/2025/01/02") and place.name == "a.mp4"
+
+
+def test_placement_dates_follow_the_shops_zone(tmp_path: Path) -> None:
+    """06:30 in Hanoi is 23:30 UTC the day before: the folder says the shop's day."""
+    store = VideoStore(tmp_path / "v", tmp_path / "s", zone=ZoneInfo("Asia/Ho_Chi_Minh"))
+    recorded = datetime(2025, 1, 1, 23, 30, tzinfo=UTC)
+    assert store.placement(1, "cam", recorded, "a.mp4").folder == Path("1/cam/2025/01/02")
+    naive_utc = datetime(2025, 1, 1, 23, 30)  # as SQLite hands it back
+    assert store.placement(1, "cam", naive_utc, "a.mp4").folder == Path("1/cam/2025/01/02")
+
+
+def test_an_unknown_zone_is_refused_with_an_example() -> None:
+    with pytest.raises(ValidationError, match="Asia/Ho_Chi_Minh"):
+        Settings(timezone="Mars/Olympus")
+    assert Settings(timezone="Asia/Ho_Chi_Minh").zone == ZoneInfo("Asia/Ho_Chi_Minh")
+    assert Settings(timezone="").zone is None
 
 
 def _part(store: VideoStore, video_id: int, data: bytes) -> Path:
