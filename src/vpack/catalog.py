@@ -72,18 +72,21 @@ def refuse_store_overlap(folder: Path, data_dir: Path) -> None:
 
 async def validate_selections(
     connections: ConnectionManager, connection: Connection, selections: list[str]
-) -> None:
+) -> dict[str, str]:
     """BadConfig unless every selection can be synced: asked of the provider, and for
-    folders on this machine, never one holding or inside VPACK's own data folder."""
+    folders on this machine, never one holding or inside VPACK's own data folder.
+    Returns each selection's display name, as the provider gives it."""
     provider = connections.build(connection)
+    names: dict[str, str] = {}
     try:
         for selection in selections:
-            await provider.validate_selection(selection)
+            names[selection] = await provider.validate_selection(selection)
     finally:
         await provider.aclose()
     if connection.provider == LocalProvider.name:
         for selection in selections:
             refuse_store_overlap(Path(selection), connections.settings.data_dir)
+    return names
 
 
 async def add_source(
@@ -112,13 +115,14 @@ async def add_source(
         if connection is None:
             raise BadConfig(f"no connection with id {connection_id}")
     validated = source_options(connection.provider, options).model_dump(mode="json")
-    await validate_selections(connections, connection, selections)
+    selection_names = await validate_selections(connections, connection, selections)
     async with db.transaction() as session:
         source = Source(
             owner_id=owner_id,
             connection_id=connection_id,
             name=name,
             selections=selections,
+            selection_names=selection_names,
             options=validated,
             interval_s=interval_s,
             cameras=cameras or {},

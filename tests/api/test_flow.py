@@ -109,6 +109,15 @@ def test_connect_browse_sync_and_play(live: TestClient, footage: Path) -> None:
         f"/api/sources/{source['id']}", headers=auth, json={"name": "Kho 1", "interval_s": 900}
     ).json()
     assert (renamed["name"], renamed["interval_s"]) == ("Kho 1", 900)
+    assert renamed["selection_names"] == {str(footage / "warehouse"): "warehouse"}
+    (footage / "returns").mkdir()
+    moved = live.patch(
+        f"/api/sources/{source['id']}",
+        headers=auth,
+        json={"selections": [str(footage / "returns")], "options": {"settle_seconds": 5}},
+    ).json()
+    assert moved["selection_names"] == {str(footage / "returns"): "returns"}
+    assert moved["options"]["settle_seconds"] == 5
     bad = live.patch(f"/api/sources/{source['id']}", headers=auth, json={"interval_s": 1})
     assert bad.status_code == 422
 

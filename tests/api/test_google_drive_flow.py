@@ -166,6 +166,10 @@ def test_connect_browse_sync_changes_and_faults(
     )
     assert made.status_code == 201, made.text
     source = made.json()["id"]
+    assert made.json()["selection_names"] == {
+        cameras["Cam1"]["id"]: "Cam1",
+        cameras["Cam2"]["id"]: "Cam2",
+    }
     _sync(browser, source, lambda v: len(v) == 2 and all(x["state"] == "done" for x in v.values()))
     videos = _videos(browser, source)
     assert {v["camera"] for v in videos.values()} == {"Cam1", "Cam2"}

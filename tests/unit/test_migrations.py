@@ -40,6 +40,8 @@ def test_upgrade_keeps_sources_and_videos(database_url: str) -> None:
         assert conn.execute(text("SELECT count(*) FROM sources")).scalar() == 1
         assert conn.execute(text("SELECT count(*) FROM videos")).scalar() == 1
         assert conn.execute(text("SELECT count(*) FROM users")).scalar() == 0
+        names = conn.execute(text("SELECT selection_names FROM sources")).scalar()
         version = conn.execute(text("SELECT version_num FROM alembic_version")).scalar()
     engine.dispose()
-    assert version == "0002"
+    assert version == "0003"
+    assert names in ("{}", {})  # JSON text on SQLite, a dict on PostgreSQL

@@ -123,6 +123,9 @@ class SourceOut(BaseModel):
     provider: str
     name: str
     selections: list[str]
+    selection_names: dict[str, str] = Field(
+        description="selection -> its name at the provider when the source was saved"
+    )
     cameras: dict[str, Any]
     interval_s: int
     filters: dict[str, Any]

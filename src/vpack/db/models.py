@@ -162,6 +162,8 @@ class Source(Base):
     connection_id: Mapped[int] = mapped_column(ForeignKey("connections.id", ondelete="CASCADE"))
     name: Mapped[str] = mapped_column(String(200))
     selections: Mapped[list[str]] = mapped_column(default=list)
+    # selection -> the name the provider gave it (a Drive folder id -> "Cam1").
+    selection_names: Mapped[dict[str, Any]] = mapped_column(default=dict)
     cameras: Mapped[dict[str, Any]] = mapped_column(default=dict)  # camera renames
     options: Mapped[dict[str, Any]] = mapped_column(default=dict)  # provider SourceOptions
     filters: Mapped[dict[str, Any]] = mapped_column(default=dict)

@@ -748,6 +748,13 @@ export interface components {
             name: string;
             /** Selections */
             selections: string[];
+            /**
+             * Selection Names
+             * @description selection -> its name at the provider when the source was saved
+             */
+            selection_names: {
+                [key: string]: string;
+            };
             /** Cameras */
             cameras: {
                 [key: string]: unknown;

@@ -48,6 +48,8 @@ export function SourceSettings({ sourceId }: { sourceId: number }) {
       ]);
       const prov = providers.find((p) => p.name === conn.provider) ?? null;
       setSource(found);
+      // Names saved with the source, so chosen cloud folders show as "Cam1", not an id.
+      setNames((known) => ({ ...found.selection_names, ...known }));
       setConnection(conn);
       setProvider(prov);
       setDraft({

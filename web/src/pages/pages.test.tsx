@@ -4,6 +4,7 @@ import type { Connection, Provider, Source, Video } from "../api/client";
 import { I18nProvider } from "../i18n";
 import { fakeApi, type FakeApi } from "../test/fakeApi";
 import { Dashboard } from "./Dashboard";
+import { SourceSettings } from "./SourceSettings";
 import { Videos } from "./Videos";
 
 const NOW = "2026-11-24T10:00:00+00:00";
@@ -14,6 +15,7 @@ const source = (over: Partial<Source> = {}): Source => ({
   provider: "s3",
   name: "Kho Thủ Đức",
   selections: ["cams/"],
+  selection_names: { "cams/": "cams" },
   cameras: {},
   interval_s: 300,
   filters: {},
@@ -133,6 +135,24 @@ describe("Dashboard", () => {
       </I18nProvider>,
     );
     expect(await screen.findByRole("heading", { name: "No sources yet" })).toBeTruthy();
+  });
+});
+
+describe("SourceSettings", () => {
+  it("shows chosen cloud folders by the names saved with the source, not their ids", async () => {
+    const folder = "1qZ7wHsXk0_Drive_folder_id";
+    api.on("GET", "/api/sources/4", source({ selections: [folder], selection_names: { [folder]: "Cam1" } }));
+    api.on("GET", "/api/connections/9", connection());
+    api.on("GET", "/api/providers", [S3]);
+    api.on("GET", "/api/connections/9/browse", { nodes: [], next_page: null });
+    render(
+      <I18nProvider initial="en">
+        <SourceSettings sourceId={4} />
+      </I18nProvider>,
+    );
+    const chosen = await screen.findByRole("list", { name: "Chosen" });
+    expect(within(chosen).getByText("Cam1")).toBeTruthy();
+    expect(within(chosen).queryByText(folder)).toBeNull();
   });
 });
 

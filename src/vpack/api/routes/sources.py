@@ -46,6 +46,7 @@ def _out(source: Source, provider: str, counts: dict[str, int]) -> SourceOut:
         provider=provider,
         name=source.name,
         selections=list(source.selections),
+        selection_names=dict(source.selection_names or {}),
         cameras=dict(source.cameras),
         interval_s=source.interval_s,
         filters=dict(source.filters),
@@ -127,18 +128,21 @@ async def change_source(
     source = await owned_source(session, source_id, user)
     changes: dict[str, Any] = body.model_dump(exclude_unset=True, exclude_none=True)
     provider_name = await _provider_name(session, source)
+    stored = dict(changes)  # what the row gets: the changes, and names for new selections
     if "options" in changes:
-        changes["options"] = source_options(provider_name, changes["options"]).model_dump(
+        stored["options"] = source_options(provider_name, changes["options"]).model_dump(
             mode="json"
         )
     if "selections" in changes:
         connection = await owned_connection(session, source.connection_id, user)
-        await catalog.validate_selections(services.connections, connection, changes["selections"])
+        stored["selection_names"] = await catalog.validate_selections(
+            services.connections, connection, changes["selections"]
+        )
     if "name" in changes:
-        changes["name"] = changes["name"].strip()
+        stored["name"] = changes["name"].strip()
     async with services.db.transaction() as tx:
-        if changes:
-            await tx.execute(update(Source).where(Source.id == source.id).values(**changes))
+        if stored:
+            await tx.execute(update(Source).where(Source.id == source.id).values(**stored))
         audit.record(
             tx,
             Action.SOURCE_CHANGED,
