@@ -49,22 +49,26 @@ def new_client(**kwargs: Any) -> httpx.AsyncClient:
     return httpx.AsyncClient(headers=headers, **kwargs)
 
 
+# Longer asks are taken as this: a day keeps a source parked without overflowing dates.
+MAX_RETRY_AFTER = 24 * 3600.0
+# RFC 9110's delay-seconds is digits; a decimal fraction is tolerated.
+_DELAY_SECONDS = re.compile(r"\d+(\.\d+)?")
+
+
 def retry_after_seconds(response: httpx.Response) -> float | None:
     """Retry-After as seconds (RFC 9110 §10.2.3: delay-seconds or an HTTP date)."""
     value = response.headers.get("retry-after")
     if not value:
         return None
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        pass
+    if _DELAY_SECONDS.fullmatch(value.strip()):  # not "inf", "1e400" or "-5"
+        return min(float(value), MAX_RETRY_AFTER)
     try:
         when = parsedate_to_datetime(value)
     except (TypeError, ValueError):
         return None
     if when.tzinfo is None:
         when = when.replace(tzinfo=UTC)
-    return max(0.0, (when - datetime.now(UTC)).total_seconds())
+    return min(max(0.0, (when - datetime.now(UTC)).total_seconds()), MAX_RETRY_AFTER)
 
 
 # ---------------------------------------------------------------- policy
@@ -168,7 +172,14 @@ class ApiClient:
                 if last or wait > policy.max_inline_wait:
                     raise RateLimited(str(error), retry_after=wait) from None
                 continue  # pacer.wait() sits out the pause
-            if isinstance(error, Transient) and not error.restart and not last:
+            # A Transient that names its own wait (a per-file quota) is not retried
+            # here: retrying now would spend what the vendor asked us to rest.
+            if (
+                isinstance(error, Transient)
+                and not error.restart
+                and error.retry_after is None
+                and not last
+            ):
                 await asyncio.sleep(policy.backoff(attempt))
                 continue
             raise error
