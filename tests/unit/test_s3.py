@@ -14,6 +14,7 @@ from sqlalchemy import select
 from tests.conformance.harness import videos_of
 from tests.conformance.s3_harness import S3Harness, put_many, upload_in_parts
 from vpack.db.models import Connection, VideoState
+from vpack.providers import s3 as s3_module
 from vpack.providers.base import BadConfig, Found, NotFound, RemoteVideo, ScanEvent
 from vpack.providers.s3 import S3Provider, S3SourceOptions
 from vpack.services import Services
@@ -137,6 +138,40 @@ async def test_multipart_object_is_verified_by_size(services: Services, s3: S3Ha
     (row,) = await videos_of(services, source_id)
     assert row.local_path and row.sha256 == hashlib.sha256(data).hexdigest()
     assert services.store.absolute(row.local_path).read_bytes() == data
+    # One whole read: S3 sends the full-object checksum only for that.
+    assert s3.proxy.ranges == [None]
+
+
+async def test_a_large_object_is_read_as_ranges_in_flight_together(
+    services: Services, s3: S3Harness
+) -> None:
+    step = s3_module._RANGE_BYTES
+    data = os.urandom(s3_module._PARALLEL_FROM + 2 * step + 12345)
+    await _put(s3, f"{s3.prefix}Cam1/long.mp4", data)
+    source_id = await s3.add_source(services)
+    s3.proxy.reset_counts()
+    report = await services.engine.sync([source_id])
+    assert report.ok and report.total("downloaded") == 1
+    wanted = {f"bytes={a}-{min(a + step, len(data)) - 1}" for a in range(0, len(data), step)}
+    assert len(s3.proxy.ranges) == len(wanted) and set(s3.proxy.ranges) == wanted
+    (row,) = await videos_of(services, source_id)
+    assert row.local_path and services.store.absolute(row.local_path).read_bytes() == data
+    assert row.sha256 == hashlib.sha256(data).hexdigest()
+
+
+async def test_a_cut_range_fails_the_read_and_the_retry_heals_it(
+    services: Services, s3: S3Harness
+) -> None:
+    data = os.urandom(s3_module._PARALLEL_FROM + 1)
+    await _put(s3, f"{s3.prefix}Cam1/long.mp4", data)
+    source_id = await s3.add_source(services)
+    s3.proxy.cut_next_download(after_bytes=1000)
+    first = await services.engine.sync([source_id])
+    assert first.total("failed") == 1 and not any(services.store.videos_dir.rglob("*.mp4"))
+    second = await services.engine.sync([source_id])
+    assert second.ok and second.total("downloaded") == 1
+    (row,) = await videos_of(services, source_id)
+    assert row.local_path and services.store.absolute(row.local_path).read_bytes() == data
 
 
 async def test_clear_errors_for_bad_settings(s3: S3Harness) -> None:

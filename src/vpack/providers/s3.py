@@ -8,7 +8,9 @@ import logging
 import posixpath
 import re
 import threading
+from collections import deque
 from collections.abc import AsyncIterator, Callable, Generator
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
 import boto3
@@ -56,6 +58,12 @@ from vpack.providers.registry import register
 log = logging.getLogger(__name__)
 
 _READ_BYTES = 1024 * 1024
+# Large objects are read as consecutive ranges, several in flight, handed on in order:
+# one slow connection no longer sets the pace, the `.part` stays a prefix of the object
+# (resume and hashing unchanged) and memory is bounded by the ranges in flight.
+_PARALLEL_FROM = 32 * 1024 * 1024
+_RANGE_BYTES = 4 * 1024 * 1024
+_RANGES_IN_FLIGHT = 4
 _PLAIN_MD5 = re.compile(r"[0-9a-f]{32}")  # multipart ETags are "md5-of-md5s-N": no content hash
 # Objects here need a restore before GetObject works (Glacier Instant Retrieval does not).
 _ARCHIVED = frozenset({"GLACIER", "DEEP_ARCHIVE"})
@@ -343,18 +351,63 @@ class S3Provider(Provider):
 
     def _read(self, video: RemoteVideo, offset: int) -> Generator[bytes, None, None]:
         """The object's bytes from `offset`, only while its ETag is still the listed one."""
-        params: dict[str, Any] = {"Key": video.remote_id, "IfMatch": f'"{video.revision}"'}
+        # No MD5 to check (a multipart ETag): an x-amz-checksum-* is then the only
+        # content check, and S3 sends it only for a whole-object read, which botocore
+        # checks as the body is read. (With an MD5 it would only cost CPU.)
+        whole_checksum = not offset and self.config.verify_checksums and video.hash is None
+        if video.size is not None and video.size - offset >= _PARALLEL_FROM and not whole_checksum:
+            yield from self._read_ranges(video, offset, video.size)
+            return
+        params = self._get_params(video)
         if offset:
             params["Range"] = f"bytes={offset}-"
-        elif self.config.verify_checksums and video.hash is None:
-            # No MD5 to check (a multipart ETag): an x-amz-checksum-* is then the only
-            # content check. S3 sends it for whole-object reads; botocore checks it
-            # as the body is read. (With an MD5 it would only cost CPU.)
+        elif whole_checksum:
             params["ChecksumMode"] = "ENABLED"
+        yield from self._body(video, self._get(video, params))
+
+    def _get_params(self, video: RemoteVideo) -> dict[str, Any]:
+        return {"Key": video.remote_id, "IfMatch": f'"{video.revision}"'}
+
+    def _get(self, video: RemoteVideo, params: dict[str, Any]) -> Any:
         response = self._call("get_object", **params)
         if video.hash and str(response.get("ServerSideEncryption", "")).startswith("aws:kms"):
             log.info("%s is SSE-KMS encrypted: its ETag is no MD5", video.path)
             self._etag_not_md5.add((video.remote_id, video.revision))
+        return response
+
+    def _read_ranges(
+        self, video: RemoteVideo, offset: int, size: int
+    ) -> Generator[bytes, None, None]:
+        """Consecutive ranges from `offset`, a few fetched at once, yielded in order."""
+        starts = iter(range(offset, size, _RANGE_BYTES))
+        pool = ThreadPoolExecutor(_RANGES_IN_FLIGHT, thread_name_prefix="s3-range")
+        in_flight: deque[Future[bytes]] = deque()
+
+        def next_range() -> None:
+            start = next(starts, None)
+            if start is not None:
+                end = min(start + _RANGE_BYTES, size) - 1
+                in_flight.append(pool.submit(self._fetch_range, video, start, end))
+
+        try:
+            for _ in range(_RANGES_IN_FLIGHT):
+                next_range()
+            while in_flight:
+                data = in_flight.popleft().result()  # a failed range ends the read here
+                next_range()
+                yield data
+        finally:
+            # Stopped early or failed: what was handed on is a prefix; drop the rest.
+            pool.shutdown(wait=False, cancel_futures=True)
+
+    def _fetch_range(self, video: RemoteVideo, start: int, end: int) -> bytes:
+        params = {**self._get_params(video), "Range": f"bytes={start}-{end}"}
+        data = b"".join(self._body(video, self._get(video, params)))
+        if len(data) != end - start + 1:
+            raise Transient(f"{video.path}: range {start}-{end} came back with {len(data)} bytes")
+        return data
+
+    def _body(self, video: RemoteVideo, response: Any) -> Generator[bytes, None, None]:
         body = response["Body"]
         try:
             while True:
