@@ -30,13 +30,17 @@ REDIRECT = "http://testserver/api/cloud/google_drive/oauth/callback"
 T = TypeVar("T")
 
 
-def _wait(predicate: Callable[[], T | None], timeout: float = 60.0) -> T:
+def _wait(
+    predicate: Callable[[], T | None],
+    timeout: float = 60.0,
+    explain: Callable[[], object] = lambda: "",
+) -> T:
     deadline = time.monotonic() + timeout
     while True:
         value = predicate()
         if value:
             return value
-        assert time.monotonic() < deadline, "timed out"
+        assert time.monotonic() < deadline, f"timed out; {explain()}"
         time.sleep(0.1)
 
 
@@ -113,7 +117,12 @@ def _sync(browser: TestClient, source: int, done: Callable[[dict[str, Any]], boo
         scanned = status["last_scan_at"] not in (None, before)
         return scanned and not status["current"] and done(_videos(browser, source))
 
-    _wait(finished)
+    def explain() -> str:
+        status = browser.get(f"/api/sources/{source}/status").json()
+        rows = {n: (v["state"], v["error"]) for n, v in _videos(browser, source).items()}
+        return f"before={before} status={status} videos={rows}"
+
+    _wait(finished, explain=explain)
 
 
 def _media_requests(drive: DriveEmulator) -> list[Any]:
