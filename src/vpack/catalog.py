@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from pydantic import ValidationError
 from sqlalchemy import func, select
 from sqlalchemy.orm import selectinload
 
@@ -19,6 +20,7 @@ from vpack.providers.base import BadConfig
 from vpack.providers.local import LocalProvider
 from vpack.providers.registry import source_options
 from vpack.store import VideoStore
+from vpack.sync.filters import SourceFilters
 
 LOCAL_CONNECTION_NAME = "Local folders"
 
@@ -115,6 +117,10 @@ async def add_source(
         if connection is None:
             raise BadConfig(f"no connection with id {connection_id}")
     validated = source_options(connection.provider, options).model_dump(mode="json")
+    try:
+        kept = SourceFilters.model_validate(filters or {})
+    except ValidationError as exc:
+        raise BadConfig(f"filters: {exc.errors()[0]['msg']}") from None
     selection_names = await validate_selections(connections, connection, selections)
     async with db.transaction() as session:
         source = Source(
@@ -126,7 +132,7 @@ async def add_source(
             options=validated,
             interval_s=interval_s,
             cameras=cameras or {},
-            filters=filters or {},
+            filters=kept.model_dump(mode="json", exclude_defaults=True),
         )
         session.add(source)
         await session.flush()

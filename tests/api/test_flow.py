@@ -118,6 +118,16 @@ def test_connect_browse_sync_and_play(live: TestClient, footage: Path) -> None:
     ).json()
     assert moved["selection_names"] == {str(footage / "returns"): "returns"}
     assert moved["options"]["settle_seconds"] == 5
+    filtered = live.patch(
+        f"/api/sources/{source['id']}",
+        headers=auth,
+        json={"filters": {"include": ["order-*"], "since": "2026-11-01"}},
+    )
+    assert filtered.json()["filters"] == {"include": ["order-*"], "since": "2026-11-01"}
+    unknown = live.patch(
+        f"/api/sources/{source['id']}", headers=auth, json={"filters": {"colour": "red"}}
+    )
+    assert unknown.status_code == 422
     bad = live.patch(f"/api/sources/{source['id']}", headers=auth, json={"interval_s": 1})
     assert bad.status_code == 422
 

@@ -8,6 +8,7 @@ from typing import Annotated, Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from vpack.db.models import Role
+from vpack.sync.filters import SourceFilters
 
 DbId = Annotated[int, Field(ge=1, le=2**31 - 1)]  # INTEGER ids, as in deps.MAX_ID
 
@@ -59,6 +60,9 @@ class ProviderOut(BaseModel):
     auth: str
     config_schema: dict[str, Any]
     source_options_schema: dict[str, Any]
+    filters_schema: dict[str, Any] = Field(
+        description="what every source may filter on (the same for every provider)"
+    )
     features: dict[str, Any]
 
 
@@ -102,7 +106,7 @@ class NewSource(BaseModel):
     selections: list[str] = Field(min_length=1, max_length=200)
     cameras: dict[str, str] = Field(default_factory=dict)
     interval_s: int = Field(default=300, ge=10, le=7 * 24 * 3600)
-    filters: dict[str, Any] = Field(default_factory=dict)
+    filters: SourceFilters = Field(default_factory=SourceFilters)
     options: dict[str, Any] = Field(default_factory=dict)
 
 
@@ -113,7 +117,7 @@ class SourceChange(BaseModel):
     selections: list[str] | None = Field(default=None, min_length=1, max_length=200)
     cameras: dict[str, str] | None = None
     interval_s: int | None = Field(default=None, ge=10, le=7 * 24 * 3600)
-    filters: dict[str, Any] | None = None
+    filters: SourceFilters | None = None
     options: dict[str, Any] | None = None
 
 

@@ -49,6 +49,7 @@ from vpack.security.audit import Action
 from vpack.settings import Settings
 from vpack.store import Placement, VideoStore
 from vpack.sync import durability
+from vpack.sync.filters import SourceFilters
 from vpack.sync.progress import NullProgress, ProgressSink
 from vpack.sync.retry import RetryPolicy, Verdict, judge
 from vpack.sync.transfer import Staged, stage
@@ -75,6 +76,7 @@ class Tally:
     bytes: int = 0
     failed: int = 0
     skipped: int = 0
+    filtered: int = 0  # found, but left out by the source's filters
     error: str | None = None
 
     def as_dict(self) -> dict[str, Any]:
@@ -87,6 +89,7 @@ class Tally:
             "bytes": self.bytes,
             "failed": self.failed,
             "skipped": self.skipped,
+            "filtered": self.filtered,
             "error": self.error,
         }
 
@@ -203,11 +206,15 @@ class SyncEngine:
         restore = seen is None
         batch: list[RemoteVideo] = []
         removed: list[str] = []
+        filters = SourceFilters.model_validate(source.filters or {})
         async for event in provider.scan(selection, cursor, options):
             if isinstance(event, Found):
-                batch.append(event.video)
-                if seen is not None:
+                if seen is not None:  # filtered or not, it is still there
                     seen.add(event.video.remote_id)
+                if not filters.accepts(event.video, self.store.zone):
+                    tally.filtered += 1
+                    continue
+                batch.append(event.video)
                 if len(batch) >= UPSERT_BATCH:
                     tally.new += await self._record(
                         source, selection, batch, [], None, False, restore

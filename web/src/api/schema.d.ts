@@ -637,10 +637,7 @@ export interface components {
              * @default 300
              */
             interval_s: number;
-            /** Filters */
-            filters?: {
-                [key: string]: unknown;
-            };
+            filters?: components["schemas"]["SourceFilters"];
             /** Options */
             options?: {
                 [key: string]: unknown;
@@ -700,6 +697,13 @@ export interface components {
             source_options_schema: {
                 [key: string]: unknown;
             };
+            /**
+             * Filters Schema
+             * @description what every source may filter on (the same for every provider)
+             */
+            filters_schema: {
+                [key: string]: unknown;
+            };
             /** Features */
             features: {
                 [key: string]: unknown;
@@ -727,14 +731,34 @@ export interface components {
             } | null;
             /** Interval S */
             interval_s?: number | null;
-            /** Filters */
-            filters?: {
-                [key: string]: unknown;
-            } | null;
+            filters?: components["schemas"]["SourceFilters"] | null;
             /** Options */
             options?: {
                 [key: string]: unknown;
             } | null;
+        };
+        /** Filters */
+        SourceFilters: {
+            /**
+             * Only names like
+             * @description Take only videos whose name matches one of these patterns, one per line (order-*, *.mp4; * is any text). Empty: every video.
+             */
+            include?: string[];
+            /**
+             * Skip names like
+             * @description Skip videos whose name matches any of these patterns (*-preview.mp4).
+             */
+            exclude?: string[];
+            /**
+             * Smallest size (MB)
+             * @description Skip videos smaller than this: test clips, empty recordings.
+             */
+            min_size_mb?: number | null;
+            /**
+             * From day
+             * @description Skip videos recorded (or last changed) before this day, YYYY-MM-DD: a new source then does not fetch years of history.
+             */
+            since?: string | null;
         };
         /** SourceOut */
         SourceOut: {

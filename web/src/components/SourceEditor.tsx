@@ -3,7 +3,7 @@ import { useCallback } from "react";
 import { api, ok, type Connection, type Provider } from "../api/client";
 import { useI18n } from "../i18n";
 import { FolderTree } from "./FolderTree";
-import { SchemaFields, fieldsOf, type FormValues, type JsonSchema } from "./SchemaForm";
+import { SchemaFields, fieldsOf, toPayload, type FormValues, type JsonSchema } from "./SchemaForm";
 
 export interface SourceDraft {
   name: string;
@@ -11,6 +11,7 @@ export interface SourceDraft {
   cameras: Record<string, string>;
   interval_s: number;
   options: FormValues;
+  filters: FormValues;
 }
 
 export const INTERVALS = [300, 900, 3600, 6 * 3600, 24 * 3600];
@@ -130,6 +131,17 @@ export function SourceEditor({ connection, provider, draft, onChange, names, onN
           </fieldset>
         )}
         <fieldset>
+          <legend>{t("editor.filters")}</legend>
+          <p className="help">{t("editor.filtersHelp")}</p>
+          <SchemaFields
+            schema={provider.filters_schema as JsonSchema}
+            values={draft.filters}
+            onChange={(filters) => set({ filters })}
+            idPrefix="filter"
+            scope="filters"
+          />
+        </fieldset>
+        <fieldset>
           <legend>{t("editor.cameras")}</legend>
           <p className="help">{t("editor.camerasHelp")}</p>
           {renamed.length === 0 ? (
@@ -181,6 +193,15 @@ export function SourceEditor({ connection, provider, draft, onChange, names, onN
 /** The last part of a path or prefix ("/srv/cams/warehouse" -> "warehouse"); opaque ids stay whole. */
 export function lastPart(id: string): string {
   return id.split("/").filter(Boolean).pop() ?? id;
+}
+
+/** Filters to send: blanks and empty pattern lists left out, so "no filters" is {} as stored. */
+export function filtersPayload(schema: JsonSchema, values: FormValues): FormValues {
+  return Object.fromEntries(
+    Object.entries(toPayload(schema, values)).filter(
+      ([, v]) => v !== null && !(Array.isArray(v) && v.length === 0),
+    ),
+  );
 }
 
 /** Camera names with blank renames dropped (a blank means: keep the found name). */

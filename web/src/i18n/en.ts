@@ -121,6 +121,8 @@ export const en = {
   "editor.name": "Source name",
   "editor.interval": "Check for new videos",
   "editor.options": "Options",
+  "editor.filters": "Filters",
+  "editor.filtersHelp": "Leave empty to take every video. Filtered videos are never downloaded.",
   "editor.cameras": "Camera names",
   "editor.camerasHelp":
     "Videos are grouped by camera (the folder or channel they come from). A new name applies to videos found from now on.",
@@ -277,6 +279,16 @@ export const en = {
   "field.cameras_from": "Cameras from",
   "field.cameras_from.help":
     "Each sub-folder: every sub-folder of a chosen folder is a camera. The chosen folder: it is one camera.",
+  "field.filters.include": "Only names like",
+  "field.filters.include.help":
+    "Take only videos whose name matches one of these, one per line (order-*, *.mp4; * is any text). Empty: every video.",
+  "field.filters.exclude": "Skip names like",
+  "field.filters.exclude.help": "Skip videos whose name matches any of these, one per line (*-preview.mp4).",
+  "field.filters.min_size_mb": "Smallest size (MB)",
+  "field.filters.min_size_mb.help": "Skip smaller videos: test clips, empty recordings.",
+  "field.filters.since": "From day",
+  "field.filters.since.help":
+    "Skip videos recorded before this day (YYYY-MM-DD), so a new source does not fetch years of history.",
   "choice.cameras_from.subfolders": "Each sub-folder",
   "choice.cameras_from.selection": "The chosen folder",
 } as const;

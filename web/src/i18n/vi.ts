@@ -124,6 +124,8 @@ export const vi: Record<MessageKey, string> = {
   "editor.name": "Tên nguồn",
   "editor.interval": "Kiểm tra video mới",
   "editor.options": "Tùy chọn",
+  "editor.filters": "Bộ lọc",
+  "editor.filtersHelp": "Để trống để lấy mọi video. Video bị lọc sẽ không bao giờ được tải về.",
   "editor.cameras": "Tên camera",
   "editor.camerasHelp":
     "Video được nhóm theo camera (thư mục hoặc kênh chứa video). Tên mới áp dụng cho các video tìm thấy từ bây giờ.",
@@ -280,6 +282,17 @@ export const vi: Record<MessageKey, string> = {
   "field.cameras_from": "Xác định camera theo",
   "field.cameras_from.help":
     "Mỗi thư mục con: mỗi thư mục con của thư mục đã chọn là một camera. Thư mục đã chọn: cả thư mục là một camera.",
+  "field.filters.include": "Chỉ lấy tên giống",
+  "field.filters.include.help":
+    "Chỉ lấy video có tên khớp một mẫu, mỗi dòng một mẫu (order-*, *.mp4; * là đoạn chữ bất kỳ). Để trống: mọi video.",
+  "field.filters.exclude": "Bỏ qua tên giống",
+  "field.filters.exclude.help":
+    "Bỏ qua video có tên khớp một trong các mẫu này, mỗi dòng một mẫu (*-preview.mp4).",
+  "field.filters.min_size_mb": "Dung lượng nhỏ nhất (MB)",
+  "field.filters.min_size_mb.help": "Bỏ qua video nhỏ hơn: đoạn thử, bản ghi rỗng.",
+  "field.filters.since": "Từ ngày",
+  "field.filters.since.help":
+    "Bỏ qua video ghi trước ngày này (YYYY-MM-DD), để nguồn mới không tải cả mấy năm video cũ.",
   "choice.cameras_from.subfolders": "Mỗi thư mục con",
   "choice.cameras_from.selection": "Thư mục đã chọn",
 };

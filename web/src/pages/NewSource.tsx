@@ -3,7 +3,7 @@ import { useCallback, useEffect, useState, type FormEvent } from "react";
 import { api, ok, type Connection, type Provider } from "../api/client";
 import { ErrorNote } from "../components/ErrorNote";
 import { initialValues, toPayload, type JsonSchema } from "../components/SchemaForm";
-import { SourceEditor, cleanCameras, type SourceDraft } from "../components/SourceEditor";
+import { SourceEditor, filtersPayload, cleanCameras, type SourceDraft } from "../components/SourceEditor";
 import { useI18n } from "../i18n";
 import { Link, navigate, useLocation } from "../router";
 
@@ -44,6 +44,7 @@ export function NewSource({ connectionId }: { connectionId: number }) {
         cameras: {},
         interval_s: 300,
         options: initialValues((found?.source_options_schema ?? {}) as JsonSchema),
+        filters: initialValues((found?.filters_schema ?? {}) as JsonSchema),
       });
     }, setError);
   }, [connectionId]);
@@ -74,6 +75,7 @@ export function NewSource({ connectionId }: { connectionId: number }) {
             cameras: cleanCameras(draft.cameras),
             interval_s: draft.interval_s,
             options: toPayload(provider.source_options_schema as JsonSchema, draft.options),
+            filters: filtersPayload(provider.filters_schema as JsonSchema, draft.filters),
           },
         }),
       );

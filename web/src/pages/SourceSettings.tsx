@@ -4,7 +4,7 @@ import { api, ok, type Connection, type Provider, type Source } from "../api/cli
 import type { components } from "../api/schema";
 import { ErrorNote } from "../components/ErrorNote";
 import { initialValues, toPayload, type JsonSchema } from "../components/SchemaForm";
-import { SourceEditor, cleanCameras, type SourceDraft } from "../components/SourceEditor";
+import { SourceEditor, filtersPayload, cleanCameras, type SourceDraft } from "../components/SourceEditor";
 import { useI18n } from "../i18n";
 import { Link, navigate } from "../router";
 
@@ -58,6 +58,7 @@ export function SourceSettings({ sourceId }: { sourceId: number }) {
         cameras: Object.fromEntries(Object.entries(found.cameras).map(([k, v]) => [k, String(v)])),
         interval_s: found.interval_s,
         options: initialValues((prov?.source_options_schema ?? {}) as JsonSchema, found.options),
+        filters: initialValues((prov?.filters_schema ?? {}) as JsonSchema, found.filters),
       });
     })().catch(setError);
   }, [sourceId]);
@@ -78,6 +79,7 @@ export function SourceSettings({ sourceId }: { sourceId: number }) {
             cameras: cleanCameras(draft.cameras),
             interval_s: draft.interval_s,
             options: toPayload(provider.source_options_schema as JsonSchema, draft.options),
+            filters: filtersPayload(provider.filters_schema as JsonSchema, draft.filters),
           }),
         }),
       );

@@ -47,6 +47,42 @@ const S3: Provider = {
   auth: "keys",
   config_schema: {},
   source_options_schema: {},
+  // The service's own filters schema (vpack.sync.filters.SourceFilters).
+  filters_schema: {
+    additionalProperties: false,
+    properties: {
+      include: {
+        description:
+          "Take only videos whose name matches one of these patterns, one per line (order-*, *.mp4; * is any text). Empty: every video.",
+        items: { type: "string" },
+        maxItems: 50,
+        title: "Only names like",
+        type: "array",
+      },
+      exclude: {
+        description: "Skip videos whose name matches any of these patterns (*-preview.mp4).",
+        items: { type: "string" },
+        maxItems: 50,
+        title: "Skip names like",
+        type: "array",
+      },
+      min_size_mb: {
+        anyOf: [{ minimum: 0, type: "number" }, { type: "null" }],
+        default: null,
+        description: "Skip videos smaller than this: test clips, empty recordings.",
+        title: "Smallest size (MB)",
+      },
+      since: {
+        anyOf: [{ format: "date", type: "string" }, { type: "null" }],
+        default: null,
+        description:
+          "Skip videos recorded (or last changed) before this day, YYYY-MM-DD: a new source then does not fetch years of history.",
+        title: "From day",
+      },
+    },
+    title: "Filters",
+    type: "object",
+  },
   features: {},
 };
 
@@ -153,6 +189,26 @@ describe("SourceSettings", () => {
     const chosen = await screen.findByRole("list", { name: "Chosen" });
     expect(within(chosen).getByText("Cam1")).toBeTruthy();
     expect(within(chosen).queryByText(folder)).toBeNull();
+  });
+
+  it("shows the stored filters and saves only what changed", async () => {
+    api.on("GET", "/api/sources/4", source({ filters: { since: "2026-11-01" } }));
+    api.on("GET", "/api/connections/9", connection());
+    api.on("GET", "/api/providers", [S3]);
+    api.on("GET", "/api/connections/9/browse", { nodes: [], next_page: null });
+    api.on("PATCH", "/api/sources/4", (request: Request) => request.json().then((b) => source(b)));
+    render(
+      <I18nProvider initial="en">
+        <SourceSettings sourceId={4} />
+      </I18nProvider>,
+    );
+    const since = (await screen.findByLabelText("From day")) as HTMLInputElement;
+    expect(since.value).toBe("2026-11-01");
+    fireEvent.change(screen.getByLabelText("Only names like"), { target: { value: "order-*\n*.mkv" } });
+    fireEvent.click(screen.getByRole("button", { name: "Save changes" }));
+    await waitFor(() => expect(api.calls.some((c) => c.method === "PATCH")).toBe(true));
+    const patch = api.calls.find((c) => c.method === "PATCH")!;
+    expect(patch.body).toEqual({ filters: { include: ["order-*", "*.mkv"], since: "2026-11-01" } });
   });
 });
 

@@ -12,6 +12,7 @@ from vpack.api.schemas import ProviderOut
 from vpack.providers.base import BadConfig, Provider
 from vpack.providers.registry import all_providers
 from vpack.settings import Settings
+from vpack.sync.filters import SourceFilters
 
 router = APIRouter(prefix="/api/providers", tags=["providers"])
 
@@ -48,6 +49,7 @@ async def list_providers(user: CurrentUser, services: ServicesDep) -> list[Provi
             auth=cls.auth.value,
             config_schema=_connection_form(cls, services.settings),
             source_options_schema=cls.SourceOptions.model_json_schema(),
+            filters_schema=SourceFilters.model_json_schema(),
             features={
                 k: (v.value if hasattr(v, "value") else v)
                 for k, v in dataclasses.asdict(cls.features).items()

@@ -91,7 +91,7 @@ async def create_source(
         options=body.options,
         interval_s=body.interval_s,
         cameras=body.cameras,
-        filters=body.filters,
+        filters=body.filters.model_dump(mode="json", exclude_defaults=True),
     )
     _nudge(request)
     return await get_source(source_id, user, session)
@@ -126,7 +126,7 @@ async def change_source(
     session: SessionDep,
 ) -> SourceOut:
     source = await owned_source(session, source_id, user)
-    changes: dict[str, Any] = body.model_dump(exclude_unset=True, exclude_none=True)
+    changes: dict[str, Any] = body.model_dump(mode="json", exclude_unset=True, exclude_none=True)
     provider_name = await _provider_name(session, source)
     stored = dict(changes)  # what the row gets: the changes, and names for new selections
     if "options" in changes:

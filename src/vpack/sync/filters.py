@@ -1,0 +1,71 @@
+"""What a source takes of the videos it finds: name patterns, a smallest size, a first day.
+
+Applied when a scan reports a video, before it is recorded: a filtered video is
+never fetched. The same for every provider, so it lives beside the engine, not in
+the providers.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime, time, tzinfo
+from fnmatch import fnmatchcase
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from vpack.providers.base import RemoteVideo
+
+_MB = 1_000_000
+
+
+class SourceFilters(BaseModel):
+    model_config = ConfigDict(extra="forbid", title="Filters")
+
+    include: list[str] = Field(
+        default_factory=list,
+        max_length=50,
+        title="Only names like",
+        description="Take only videos whose name matches one of these patterns, one per "
+        "line (order-*, *.mp4; * is any text). Empty: every video.",
+    )
+    exclude: list[str] = Field(
+        default_factory=list,
+        max_length=50,
+        title="Skip names like",
+        description="Skip videos whose name matches any of these patterns (*-preview.mp4).",
+    )
+    min_size_mb: float | None = Field(
+        default=None,
+        ge=0,
+        title="Smallest size (MB)",
+        description="Skip videos smaller than this: test clips, empty recordings.",
+    )
+    since: date | None = Field(
+        default=None,
+        title="From day",
+        description="Skip videos recorded (or last changed) before this day, YYYY-MM-DD: "
+        "a new source then does not fetch years of history.",
+    )
+
+    def accepts(self, video: RemoteVideo, zone: tzinfo | None = None) -> bool:
+        """Does the source take `video`? `zone` says where `since` starts (None: here)."""
+        name = video.name.casefold()
+        if self.include and not any(fnmatchcase(name, p.casefold()) for p in self.include):
+            return False
+        if any(fnmatchcase(name, p.casefold()) for p in self.exclude):
+            return False
+        if (
+            self.min_size_mb is not None
+            and video.size is not None
+            and video.size < self.min_size_mb * _MB
+        ):
+            return False
+        when = video.recorded_start or video.modified_at
+        if self.since is not None and when is not None:
+            if when.tzinfo is None:  # providers report UTC
+                when = when.replace(tzinfo=UTC)
+            midnight = datetime.combine(self.since, time())
+            # The day starts at the shop's midnight: `zone`, or this machine's.
+            start = midnight.replace(tzinfo=zone) if zone else midnight.astimezone()
+            if when < start:
+                return False
+        return True
