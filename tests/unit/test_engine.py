@@ -51,6 +51,8 @@ def _published(services: Services) -> list[Path]:
 class _OnFirstChunk(ProgressSink):
     """Does something to the source file while its copy is under way."""
 
+    lockstep = True  # act between the first chunk and the second
+
     def __init__(self, action) -> None:  # type: ignore[no-untyped-def]
         self.action = action
         self.done = False

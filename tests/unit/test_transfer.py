@@ -14,7 +14,7 @@ import pytest
 from vpack.providers.base import BlockingReader, Features, HashKind, RemoteVideo, Transient
 from vpack.providers.local import LocalProvider, LocalSourceOptions
 from vpack.providers.registry import build_provider
-from vpack.sync.transfer import stage
+from vpack.sync.transfer import _ProgressRelay, stage
 
 DATA = os.urandom(3 * 1024 * 1024 + 17)
 
@@ -87,3 +87,20 @@ async def test_short_stream_is_refused(provider: LocalProvider, tmp_path: Path) 
     with pytest.raises(Transient, match="expected"):
         await stage(provider, video, tmp_path / "1.part")
     assert not (tmp_path / "1.part").exists()
+
+
+async def test_a_blocking_transfer_reports_its_bytes_without_waiting_on_each_chunk(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Counts are added up in the transfer thread and handed over together; a sink
+    that acts on the transfer asks for lockstep and gets every chunk, in order."""
+    provider = HashingLocal(build_provider("local", {"roots": [str(tmp_path)]}).config)
+    video = await _video(provider, tmp_path, None)
+    monkeypatch.setattr(_ProgressRelay, "interval", 3600.0)  # nothing due before the end
+    added_up: list[int] = []
+    await stage(provider, video, tmp_path / "1.part", on_bytes=added_up.append)
+    assert added_up == [len(DATA)]  # one hand-over, at the end, before stage() returns
+
+    each_chunk: list[int] = []
+    await stage(provider, video, tmp_path / "2.part", on_bytes=each_chunk.append, lockstep=True)
+    assert each_chunk == [1024 * 1024] * 3 + [17]

@@ -673,6 +673,7 @@ class SyncEngine:
                 _remote(row),
                 self.store.part_path(row.id),
                 on_bytes=lambda n: progress.advanced(row.id, n),
+                lockstep=progress.lockstep,
             )
             done = await asyncio.to_thread(self._prepare_publish, row, staged)
         except asyncio.CancelledError:

@@ -8,7 +8,14 @@ from typing import Any
 
 
 class ProgressSink:
-    """Receives progress; every method is optional. Runs on the event loop: keep it quick."""
+    """Receives progress; every method is optional. Runs on the event loop: keep it quick.
+
+    `advanced` may add up several chunks (a few calls a second per transfer). A sink
+    that acts on the transfer itself sets `lockstep`: it is then called after every
+    chunk, before the next is read, at the cost of a wait per chunk.
+    """
+
+    lockstep = False
 
     def scanned(self, source_id: int, new: int) -> None:
         """A source's scan finished with `new` videos found."""
