@@ -879,6 +879,12 @@ def test_redact_url_leaves_urls_without_a_query_alone(url: str) -> None:
     assert redact_url(httpx.URL(url)) == url
 
 
+def test_redact_url_masks_a_password_in_the_url() -> None:
+    shown = redact_url("http://admin:Hik12345@192.168.1.64/ISAPI/System/deviceInfo?sig=abc")
+    assert "Hik12345" not in shown and "abc" not in shown
+    assert httpx.URL(shown).username == "admin" and httpx.URL(shown).host == "192.168.1.64"
+
+
 def test_redact_headers_masks_credentials_whatever_their_case() -> None:
     original = {
         "Authorization": f"Bearer {SECRET}",

@@ -230,8 +230,11 @@ MASK = "***"
 
 
 def redact_url(url: httpx.URL | str) -> str:
-    """The URL with the values of secret-looking query parameters masked."""
+    """The URL with any password in it and the values of secret-looking query
+    parameters masked."""
     parsed = httpx.URL(str(url))
+    if parsed.password:
+        parsed = parsed.copy_with(username=parsed.username, password=MASK)
     if not parsed.query:
         return str(parsed)
     params = [
