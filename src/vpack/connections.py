@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import types
 import typing
 from collections.abc import Awaitable, Callable
@@ -16,6 +17,7 @@ from vpack.providers.base import AuthExpired, AuthKind, BadConfig, Identity, Pro
 from vpack.providers.http import new_client
 from vpack.providers.oauth import TokenManager, TokenSet, spec_from_env
 from vpack.providers.registry import get_provider_class
+from vpack.security.destinations import check_destination
 from vpack.security.vault import KeyFiles, Vault
 from vpack.settings import Settings
 
@@ -184,6 +186,9 @@ class ConnectionManager:
         plain, hidden = split_config(cls, config)
         live = cls(cls.Config.model_validate({**plain, **hidden}))
         try:
+            if from_api:  # before any request: the check itself must not reach there
+                for host in live.destinations():
+                    await asyncio.to_thread(check_destination, host, self.settings.blocked)
             identity = await live.check()
         finally:
             await live.aclose()

@@ -10,6 +10,8 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from vpack.security.destinations import IPNetwork, parse_networks
+
 
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="VPACK_", extra="ignore")
@@ -45,6 +47,12 @@ class Settings(BaseSettings):
     cookie_secure: bool = Field(
         default=False, description="Send the session cookie over HTTPS only (set behind TLS)."
     )
+    blocked_networks: str = Field(
+        default="127.0.0.0/8,::1/128,0.0.0.0/8,169.254.0.0/16,fe80::/10",
+        description="Networks users may not point recorders or custom endpoints at through "
+        "the API, comma-separated CIDRs: by default this machine's loopback and link-local "
+        "(cloud metadata) addresses. Empty: no limit.",
+    )
     local_roots: str = Field(
         default="",
         description="Folders users may sync through the API, separated by ':' (CLI: any).",
@@ -79,6 +87,16 @@ class Settings(BaseSettings):
                 message = f"unknown time zone {value!r} (use a name like Asia/Ho_Chi_Minh)"
                 raise ValueError(message) from None
         return value
+
+    @field_validator("blocked_networks")
+    @classmethod
+    def _networks(cls, value: str) -> str:
+        parse_networks(value)  # a ValueError names the bad entry
+        return value
+
+    @property
+    def blocked(self) -> list[IPNetwork]:
+        return parse_networks(self.blocked_networks)
 
     @property
     def zone(self) -> tzinfo | None:

@@ -40,6 +40,8 @@ def api_settings(settings: Settings, footage: Path) -> Settings:
     return settings.model_copy(
         update={
             "local_roots": str(footage),
+            # The vendors' emulators listen on loopback; cloud metadata stays refused.
+            "blocked_networks": "169.254.0.0/16,fe80::/10",
             "login_failure_limit": "5/minute",
             "api_rate_limit": "10000/minute",
         }

@@ -224,6 +224,12 @@ class Provider(ABC):
         """
         return {}
 
+    def destinations(self) -> list[str]:
+        """Hosts this connection's settings point at that a user chose (a recorder's
+        address, a custom endpoint), checked against VPACK_BLOCKED_NETWORKS when a
+        connection is made through the API. Vendor clouds' fixed hosts are not."""
+        return []
+
     @abstractmethod
     async def check(self) -> Identity:
         """Prove the connection works and say what it reaches."""

@@ -487,6 +487,9 @@ class HikvisionProvider(Provider):
             return BrowsePage([])  # a day has no children
         return await self._days(channel, page)
 
+    def destinations(self) -> list[str]:
+        return [self.config.host]
+
     async def validate_selection(self, selection: str) -> str:
         return (await self._channel(selection)).name
 

@@ -12,6 +12,7 @@ from collections import deque
 from collections.abc import AsyncIterator, Callable, Generator
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
+from urllib.parse import urlsplit
 
 import boto3
 from botocore.config import Config as BotoConfig
@@ -423,6 +424,10 @@ class S3Provider(Provider):
                 yield chunk
         finally:
             body.close()
+
+    def destinations(self) -> list[str]:
+        host = urlsplit(self.config.endpoint_url).hostname if self.config.endpoint_url else None
+        return [host] if host else []
 
     def expected_hash(self, video: RemoteVideo) -> str | None:
         """The MD5 the bytes just read must have: the listed ETag, unless the read
