@@ -54,7 +54,6 @@ from collections import OrderedDict
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from types import TracebackType
 from typing import Any, cast
 from urllib.parse import parse_qs
 
@@ -66,7 +65,7 @@ from starlette.routing import Route
 from starlette.types import Send
 
 from tests.emulators.oauth_server import Client, OAuthEmulator
-from tests.emulators.serving import BackgroundServer
+from tests.emulators.serving import BackgroundServer, Emulator
 
 FOLDER = "application/vnd.google-apps.folder"
 GOOGLE_DOC = "application/vnd.google-apps.document"
@@ -249,7 +248,7 @@ def _not_found(file_id: str) -> _ApiError:
 # ---------------------------------------------------------------- the emulator
 
 
-class DriveEmulator:
+class DriveEmulator(Emulator):
     """Google Drive for one user; `with DriveEmulator(...) as drive:` serves it on a free port."""
 
     ROOT = "0AEmulatedMyDriveRootUk9PVA"  # My Drive's root folder id; the API also takes "root"
@@ -347,17 +346,6 @@ class DriveEmulator:
 
     def stop(self) -> None:
         self._server.stop()
-
-    def __enter__(self) -> DriveEmulator:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
 
     # ------------------------------------------------------------ content
 

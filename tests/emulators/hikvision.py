@@ -65,7 +65,6 @@ from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
-from types import TracebackType
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 from zoneinfo import ZoneInfo
@@ -75,7 +74,7 @@ from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 from starlette.routing import Route
 
-from tests.emulators.serving import BackgroundServer, self_signed_certificate
+from tests.emulators.serving import BackgroundServer, Emulator, self_signed_certificate
 from tests.media import make_recording
 
 ISAPI_NS = "http://www.isapi.org/ver20/XMLSchema"
@@ -146,7 +145,7 @@ class _Challenge:
     counts: set[str] = field(default_factory=set)
 
 
-class HikvisionDevice:
+class HikvisionDevice(Emulator):
     """One NVR (kind="nvr") or camera (kind="camera"); `with HikvisionDevice() as dev:`."""
 
     def __init__(
@@ -335,17 +334,6 @@ class HikvisionDevice:
 
     def stop(self) -> None:
         self._server.stop()
-
-    def __enter__(self) -> HikvisionDevice:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
 
     def _app(self) -> Starlette:
         methods = ["GET", "POST", "PUT", "DELETE"]

@@ -30,20 +30,19 @@ import hashlib
 import html
 import re
 import secrets
-import socket
 import threading
 import time
 from collections import Counter
 from dataclasses import dataclass, field
-from types import TracebackType
 from typing import Any
 from urllib.parse import parse_qs, unquote_plus, urlencode
 
-import uvicorn
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from starlette.routing import Route
+
+from tests.emulators.serving import BackgroundServer, Emulator
 
 _UNRESERVED = re.compile(r"[A-Za-z0-9\-._~]{43,128}")  # RFC 7636 §4.1 / §4.2
 
@@ -88,7 +87,7 @@ class _Token:
     origin: str = ""  # the code it descends from
 
 
-class OAuthEmulator:
+class OAuthEmulator(Emulator):
     """One authorization server; `with OAuthEmulator() as server:` runs it on a free port."""
 
     def __init__(
@@ -118,10 +117,6 @@ class OAuthEmulator:
         self._access: dict[str, _Token] = {}
         self._refresh: dict[str, _Token] = {}
         self._failures: list[tuple[int, float | None]] = []
-        self._server: uvicorn.Server | None = None
-        self._thread: threading.Thread | None = None
-        self._socket: socket.socket | None = None
-        self.base_url = ""
         self.app = Starlette(
             routes=[
                 Route("/authorize", self._authorize, methods=["GET", "POST"]),
@@ -129,6 +124,8 @@ class OAuthEmulator:
                 Route("/userinfo", self._userinfo, methods=["GET"]),
             ]
         )
+        self._server = BackgroundServer(self.app, "oauth-emulator")
+        self.base_url = ""  # set by start(), or by a resource server that mounts this app
 
     # ------------------------------------------------------------ knobs
 
@@ -192,41 +189,12 @@ class OAuthEmulator:
     # ------------------------------------------------------------ running
 
     def start(self) -> OAuthEmulator:
-        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        sock.bind(("127.0.0.1", 0))
-        config = uvicorn.Config(self.app, log_level="warning", lifespan="off", access_log=False)
-        server = uvicorn.Server(config)
-        thread = threading.Thread(
-            target=server.run, kwargs={"sockets": [sock]}, name="oauth-emulator", daemon=True
-        )
-        thread.start()
-        deadline = time.monotonic() + 10
-        while not server.started:
-            if not thread.is_alive() or time.monotonic() > deadline:
-                raise RuntimeError("the OAuth emulator did not start")
-            time.sleep(0.01)
-        self._server, self._thread, self._socket = server, thread, sock
-        self.base_url = f"http://127.0.0.1:{sock.getsockname()[1]}"
+        self._server.start()
+        self.base_url = self._server.base_url
         return self
 
     def stop(self) -> None:
-        if self._server is not None and self._thread is not None:
-            self._server.should_exit = True
-            self._thread.join(timeout=10)
-        if self._socket is not None:
-            self._socket.close()
-        self._server = self._thread = self._socket = None
-
-    def __enter__(self) -> OAuthEmulator:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
+        self._server.stop()
 
     # ------------------------------------------------------------ /authorize
 
