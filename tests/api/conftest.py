@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import pytest
 from fastapi.testclient import TestClient
@@ -104,3 +105,21 @@ def local_source(
     source = client.post("/api/sources", headers=headers, json=body)
     assert source.status_code == 201, source.text
     return dict(source.json())
+
+
+T = TypeVar("T")
+
+
+def wait_for(
+    predicate: Callable[[], T | None],
+    timeout: float = 60.0,
+    explain: Callable[[], object] = lambda: "",
+) -> T:
+    """Poll until `predicate` gives something truthy; on timeout, say what `explain` sees."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        assert time.monotonic() < deadline, f"timed out; {explain()}"
+        time.sleep(0.1)

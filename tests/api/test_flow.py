@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from fastapi.testclient import TestClient
 
-from tests.api.conftest import ADMIN, local_source, login
+from tests.api.conftest import ADMIN, local_source, login, wait_for
 from tests.media import make_video
 from vpack.api.app import create_app
 from vpack.settings import Settings
@@ -22,16 +22,6 @@ def live(api_settings: Settings) -> Iterator[TestClient]:
     fast = api_settings.model_copy(update={"scheduler_tick_seconds": 0.1})
     with TestClient(create_app(fast, run_worker=True)) as test_client:
         yield test_client
-
-
-def _wait(predicate, timeout: float = 30.0):  # type: ignore[no-untyped-def]
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        assert time.monotonic() < deadline, "timed out"
-        time.sleep(0.1)
 
 
 def test_connect_browse_sync_and_play(live: TestClient, footage: Path) -> None:
@@ -79,7 +69,7 @@ def test_connect_browse_sync_and_play(live: TestClient, footage: Path) -> None:
     ).json()
     assert live.post(f"/api/sources/{source['id']}/sync", headers=auth).status_code == 202
 
-    status = _wait(
+    status = wait_for(
         lambda: (
             (s := live.get(f"/api/sources/{source['id']}/status", headers=auth).json())["counts"][
                 "done"
@@ -148,7 +138,7 @@ def test_video_paging_and_filters(live: TestClient, footage: Path) -> None:
     live.cookies.clear()
     source = local_source(live, auth, footage / "s")
     live.post(f"/api/sources/{source['id']}/sync", headers=auth)
-    _wait(
+    wait_for(
         lambda: (
             live.get(f"/api/sources/{source['id']}/status", headers=auth).json()["counts"]["done"]
             == 5

@@ -8,17 +8,16 @@ changes calls) is read off the requests it received.
 from __future__ import annotations
 
 import hashlib
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 from urllib.parse import urlsplit
 
 import httpx
 import pytest
 from fastapi.testclient import TestClient
 
-from tests.api.conftest import ADMIN
+from tests.api.conftest import ADMIN, wait_for
 from tests.conformance.google_drive_harness import CLIENT_ID, CLIENT_SECRET
 from tests.emulators.google_drive import DriveEmulator
 from tests.media import make_video
@@ -27,21 +26,6 @@ from vpack.providers.oauth import env_name
 from vpack.settings import Settings
 
 REDIRECT = "http://testserver/api/cloud/google_drive/oauth/callback"
-T = TypeVar("T")
-
-
-def _wait(
-    predicate: Callable[[], T | None],
-    timeout: float = 60.0,
-    explain: Callable[[], object] = lambda: "",
-) -> T:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        assert time.monotonic() < deadline, f"timed out; {explain()}"
-        time.sleep(0.1)
 
 
 @pytest.fixture
@@ -122,7 +106,7 @@ def _sync(browser: TestClient, source: int, done: Callable[[dict[str, Any]], boo
         rows = {n: (v["state"], v["error"]) for n, v in _videos(browser, source).items()}
         return f"before={before} status={status} videos={rows}"
 
-    _wait(finished, explain=explain)
+    wait_for(finished, explain=explain)
 
 
 def _media_requests(drive: DriveEmulator) -> list[Any]:
@@ -237,7 +221,7 @@ def test_connect_browse_sync_changes_and_faults(
     drive.expire_access_tokens()
     drive.add_file("order-1007.mp4", cams["Cam1"], other)
     assert browser.post(f"/api/sources/{source}/sync").status_code == 202
-    _wait(
+    wait_for(
         lambda: browser.get(f"/api/connections/{connection}").json()["status"] == "reauth_required"
     )
     actions = [e["action"] for e in browser.get("/api/audit").json()["items"]]

@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 import hashlib
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -12,7 +11,7 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
-from tests.api.conftest import ADMIN, login
+from tests.api.conftest import ADMIN, login, wait_for
 from tests.emulators.hikvision import HikvisionDevice
 from tests.media import play_through
 from vpack.api.app import create_app
@@ -34,16 +33,6 @@ def nvr() -> Iterator[HikvisionDevice]:
         device.add_channel("Packing 1")
         device.add_channel("Packing 2")
         yield device
-
-
-def _wait(predicate: Callable[[], Any], timeout: float = 60.0) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        assert time.monotonic() < deadline, "timed out"
-        time.sleep(0.1)
 
 
 def test_nvr_channel_sync_then_only_what_is_new(
@@ -109,7 +98,7 @@ def test_nvr_channel_sync_then_only_what_is_new(
 
     def sync_until_done(count: int) -> dict[str, Any]:
         assert live.post(f"/api/sources/{source_id}/sync", headers=auth).status_code == 202
-        status: dict[str, Any] = _wait(
+        status: dict[str, Any] = wait_for(
             lambda: (
                 (s := live.get(f"/api/sources/{source_id}/status", headers=auth).json())["counts"][
                     "done"

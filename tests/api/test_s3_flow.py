@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import hashlib
 import os
-import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -12,7 +11,7 @@ import httpx
 import pytest
 from fastapi.testclient import TestClient
 
-from tests.api.conftest import ADMIN, login
+from tests.api.conftest import ADMIN, login, wait_for
 from tests.conformance.s3_harness import S3Harness, auth_moto
 from vpack.api.app import create_app
 from vpack.settings import Settings
@@ -38,14 +37,6 @@ def live(api_settings: Settings) -> Iterator[tuple[TestClient, list[bytes]]]:
     with TestClient(create_app(fast, run_worker=True)) as test_client:
         test_client.event_hooks["response"].append(lambda r: seen.append(r.read()))
         yield test_client, seen
-
-
-def _until(check: Any, timeout: float = 30.0) -> Any:
-    deadline = time.monotonic() + timeout
-    while not (value := check()):
-        assert time.monotonic() < deadline, "timed out"
-        time.sleep(0.1)
-    return value
 
 
 def _form(schema: dict[str, Any], values: dict[str, Any]) -> dict[str, Any]:
@@ -98,7 +89,7 @@ def test_connect_a_bucket_browse_pick_and_sync(
     assert source.status_code == 201, source.text
     source_id = source.json()["id"]
     assert client.post(f"/api/sources/{source_id}/sync", headers=auth).status_code == 202
-    status = _until(
+    status = wait_for(
         lambda: (
             (s := client.get(f"/api/sources/{source_id}/status", headers=auth).json())["counts"][
                 "done"
