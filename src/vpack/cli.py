@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import json
 import logging
 import sys
@@ -16,8 +17,10 @@ from sqlalchemy import select
 
 from vpack import __version__, catalog
 from vpack.accounts import AccountExists, create_user
-from vpack.db.models import Role, Video, VideoState
-from vpack.providers.base import ProviderError
+from vpack.connections import secret_fields
+from vpack.db.models import Connection, Role, Video, VideoState
+from vpack.providers.base import AuthKind, BrowsePage, ProviderError
+from vpack.providers.registry import get_provider_class
 from vpack.security.auth import WeakPassword
 from vpack.security.vault import KeyFiles, RotationResult, VaultError, rotate_keys
 from vpack.services import Services, build, prepare
@@ -148,6 +151,60 @@ def add_local(name: str, path: Path, interval: int, settle: float, as_json: bool
         click.echo(source_id)
 
 
+@sources_add.command("remote")
+@click.option("--connection", "connection_id", required=True, type=int, help="Its id.")
+@click.option("--name", required=True, help="A name people will recognise.")
+@click.option(
+    "--select",
+    "selections",
+    required=True,
+    multiple=True,
+    help="A folder, prefix or channel id from `vpack connections browse` (repeatable).",
+)
+@click.option(
+    "--interval",
+    default=300,
+    show_default=True,
+    type=click.IntRange(min=10),
+    help="Seconds between scans.",
+)
+@click.option(
+    "--option",
+    "options",
+    multiple=True,
+    metavar="KEY=VALUE",
+    help="A source option of the provider (e.g. cameras_from=selection).",
+)
+@click.option("--json", "as_json", is_flag=True, help='Print {"id": ...}.')
+def add_remote(
+    connection_id: int,
+    name: str,
+    selections: tuple[str, ...],
+    interval: int,
+    options: tuple[str, ...],
+    as_json: bool,
+) -> None:
+    """Folders, prefixes or channels of a connection (see `vpack connections`)."""
+    values = _pairs(options)
+
+    async def work(s: Services) -> int:
+        return await catalog.add_source(
+            s.db,
+            s.connections,
+            connection_id=connection_id,
+            name=name,
+            selections=list(selections),
+            options=values,
+            interval_s=interval,
+        )
+
+    source_id = _run(work)
+    if as_json:
+        _emit({"id": source_id})
+    else:
+        click.echo(source_id)
+
+
 @sources.command("list")
 @click.option("--json", "as_json", is_flag=True)
 def sources_list(as_json: bool) -> None:
@@ -247,6 +304,140 @@ def sync(source_ids: tuple[int, ...], as_json: bool) -> None:
 
 
 # ---------------------------------------------------------------- videos
+@main.group()
+def connections() -> None:
+    """Accounts, buckets and recorders that sources read from."""
+
+
+@connections.command("add")
+@click.argument("provider")
+@click.option("--name", default="", help="A name people will recognise.")
+@click.option(
+    "--set",
+    "settings",
+    multiple=True,
+    metavar="KEY=VALUE",
+    help='A setting of the provider (repeatable); JSON for lists: prefixes=["a/"]. Secrets left '
+    "out are asked for without echo.",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print the connection as JSON.")
+def connections_add(provider: str, name: str, settings: tuple[str, ...], as_json: bool) -> None:
+    """Check settings with the provider, then store them (secrets encrypted)."""
+    try:
+        cls = get_provider_class(provider)
+    except ProviderError as exc:  # names the providers there are
+        raise click.ClickException(str(exc)) from None
+    if cls.auth == AuthKind.OAUTH2:
+        raise click.ClickException(
+            f"{cls.label} is connected by signing in with a browser: use the web UI "
+            "(Connect a source) or POST /api/cloud/<provider>/auth"
+        )
+    if cls.name == "local":
+        raise click.ClickException("local folders need no connection: `vpack sources add local`")
+    config: dict[str, Any] = _pairs(settings)
+    for secret in sorted(secret_fields(cls.Config)):
+        required = cls.Config.model_fields[secret].is_required()
+        if secret not in config and required:
+            config[secret] = click.prompt(secret.replace("_", " "), hide_input=True)
+
+    async def work(s: Services) -> dict[str, Any]:
+        connection, identity = await s.connections.create(
+            provider=provider, name=name, config=config, owner_id=None, from_api=False
+        )
+        return {
+            "id": connection.id,
+            "provider": provider,
+            "name": connection.name,
+            "account": identity.label,
+        }
+
+    made = _run(work)
+    if as_json:
+        _emit(made)
+    else:
+        click.echo(f"{made['id']}  {made['name']}  {made['account']}")
+
+
+@connections.command("list")
+@click.option("--json", "as_json", is_flag=True)
+def connections_list(as_json: bool) -> None:
+    """Every connection, with its state (secrets never shown)."""
+
+    async def work(s: Services) -> list[dict[str, Any]]:
+        async with s.db.session() as session:
+            rows = (await session.execute(select(Connection).order_by(Connection.id))).scalars()
+            return [
+                {
+                    "id": c.id,
+                    "provider": c.provider,
+                    "name": c.name,
+                    "account": c.account,
+                    "status": c.status,
+                }
+                for c in rows
+            ]
+
+    rows = _run(work)
+    if as_json:
+        _emit(rows)
+        return
+    for r in rows:
+        account = r["account"] or ""
+        click.echo(f"{r['id']:>4}  {r['name']}  [{r['provider']}] {account}  {r['status']}")
+
+
+@connections.command("browse")
+@click.argument("connection_id", type=int)
+@click.argument("node", required=False)
+@click.option("--page", help="The page token a previous answer gave.")
+@click.option("--json", "as_json", is_flag=True)
+def connections_browse(
+    connection_id: int, node: str | None, page: str | None, as_json: bool
+) -> None:
+    """The folders (or channels) under NODE, or the top of the tree: ids to --select."""
+
+    async def work(s: Services) -> BrowsePage:
+        async with s.db.session() as session:
+            connection = await session.get(Connection, connection_id)
+        if connection is None:
+            raise LookupError(f"no connection with id {connection_id}")
+        provider = s.connections.build(connection)
+        try:
+            return await provider.browse(node, page)
+        finally:
+            await provider.aclose()
+
+    listing = _run(work)
+    if as_json:
+        _emit(
+            {
+                "nodes": [dataclasses.asdict(n) for n in listing.nodes],
+                "next_page": listing.next_page,
+            }
+        )
+        return
+    for n in listing.nodes:
+        more = " +" if n.has_children else ""
+        click.echo(f"{n.id}\t{n.kind}\t{n.name}{more}")
+    if listing.next_page:
+        click.echo(f"(more: --page {listing.next_page})")
+
+
+def _pairs(items: tuple[str, ...]) -> dict[str, Any]:
+    """KEY=VALUE pairs: JSON values (true, 3, ["a","b"]) are read as JSON, the rest as
+    text; the provider's model then checks them."""
+    out: dict[str, Any] = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise click.BadParameter(f"{item!r} is not KEY=VALUE")
+        try:
+            out[key.strip()] = json.loads(value)
+        except ValueError:
+            out[key.strip()] = value
+    return out
+
+
 @main.group()
 def videos() -> None:
     """Look at downloaded and pending videos."""

@@ -257,3 +257,59 @@ def test_keys_rotate_reports_the_new_key(cli_env: dict[str, str]) -> None:
     env_key = {**cli_env, "VPACK_SECRET_KEY": "A" * 43 + "="}
     refused = runner.invoke(main, ["keys", "rotate"], env=env_key)
     assert refused.exit_code == 1 and "VPACK_PREVIOUS_SECRET_KEYS" in refused.output
+
+
+def test_a_bucket_is_connected_browsed_and_synced_from_the_command_line(
+    cli_env: dict[str, str], tmp_path: Path
+) -> None:
+    """The CLI path for key and device providers: connections add/list/browse, then
+    `sources add remote` and `sync`, against moto's S3 server."""
+    import uuid
+
+    from tests.conformance.s3_harness import KEY_ID, SECRET, admin_client, moto_endpoint
+
+    bucket = f"vpack-cli-{uuid.uuid4().hex[:12]}"
+    s3 = admin_client()
+    s3.create_bucket(Bucket=bucket)
+    s3.put_object(Bucket=bucket, Key="footage/Cam1/order-1.mp4", Body=b"clip" * 1000)
+    runner = CliRunner()
+
+    def run(*args: str, stdin: str | None = None) -> Result:
+        return runner.invoke(main, list(args), env=cli_env, input=stdin, catch_exceptions=False)
+
+    made = run(
+        "connections", "add", "s3", "--name", "Shop bucket",
+        "--set", f"bucket={bucket}", "--set", f"endpoint_url={moto_endpoint()}",
+        "--set", "path_style=true", "--set", f"access_key_id={KEY_ID}", "--json",
+        stdin=f"{SECRET}\n",
+    )  # fmt: skip
+    assert made.exit_code == 0, made.output
+    assert SECRET not in made.output  # asked for without echo
+    connection = json.loads(made.output[made.output.index("{") :])
+    assert connection["account"] == f"s3://{bucket} on {moto_endpoint()}"
+
+    listed = json.loads(run("connections", "list", "--json").output)
+    assert [c["name"] for c in listed] == ["Shop bucket"] and SECRET not in str(listed)
+    top = json.loads(run("connections", "browse", str(connection["id"]), "--json").output)
+    assert [n["id"] for n in top["nodes"]] == ["footage/"]
+
+    source = run(
+        "sources", "add", "remote", "--connection", str(connection["id"]), "--name", "Desks",
+        "--select", "footage/", "--json",
+    )  # fmt: skip
+    assert source.exit_code == 0, source.output
+    report = json.loads(run("sync", "--json").output)
+    assert report["downloaded"] == 1 and report["failed"] == 0
+
+
+def test_connections_add_says_what_it_cannot_do(vpack) -> None:  # type: ignore[no-untyped-def]
+    unknown = vpack("connections", "add", "ftp")
+    assert (
+        unknown.exit_code == 1
+        and "unknown provider 'ftp'" in unknown.output
+        and "s3" in unknown.output
+    )
+    oauth = vpack("connections", "add", "google_drive")
+    assert oauth.exit_code == 1 and "web UI" in oauth.output
+    bad = vpack("connections", "add", "s3", "--set", "bucket")
+    assert bad.exit_code == 2 and "KEY=VALUE" in bad.output
