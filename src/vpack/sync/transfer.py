@@ -68,8 +68,9 @@ class _Digests:
         return str(self.remote.hexdigest())
 
 
-def _rehash_prefix(path: Path, digests: _Digests) -> int:
-    """Feed what an earlier attempt already staged to the hashers; return its size."""
+def _hash_file(path: Path, digests: _Digests) -> int:
+    """Feed a file to the hashers (an earlier attempt's prefix, a remuxed MP4); return
+    its size."""
     done = 0
     with open(path, "rb", buffering=0) as handle:
         while block := handle.read(_REHASH_BYTES):
@@ -90,7 +91,7 @@ def _already_published(part: Path) -> bool:
 def _open_staging(part: Path, resume: bool, digests: _Digests) -> tuple[BinaryIO, int]:
     part.parent.mkdir(parents=True, exist_ok=True)
     if resume and part.exists():
-        offset = _rehash_prefix(part, digests)
+        offset = _hash_file(part, digests)
         return open(part, "ab"), offset
     # Unlink rather than truncate: the old .part may share its inode with a
     # published file, which must never be touched.
@@ -314,7 +315,8 @@ def remux_staged(staged: Staged, video: RemoteVideo) -> Staged:
     try:
         result = media.remux_to_mp4(part, made)
         _check_span(result, video)
-        size, digest = _sha256_of(made)
+        digests = _Digests(HashKind.NONE)  # sha256 only: the MP4 is what is published
+        size = _hash_file(made, digests)
         os.replace(made, part)
     except media.RemuxError as exc:
         made.unlink(missing_ok=True)
@@ -323,7 +325,7 @@ def remux_staged(staged: Staged, video: RemoteVideo) -> Staged:
     except BaseException:
         made.unlink(missing_ok=True)
         raise
-    return Staged(path=part, size=size, sha256=digest, remuxed=True)
+    return Staged(path=part, size=size, sha256=digests.sha256.hexdigest(), remuxed=True)
 
 
 def _check_span(result: media.Remuxed, video: RemoteVideo) -> None:
@@ -344,13 +346,3 @@ def _check_span(result: media.Remuxed, video: RemoteVideo) -> None:
             result.duration_s,
             span,
         )
-
-
-def _sha256_of(path: Path) -> tuple[int, str]:
-    digest = hashlib.sha256()
-    size = 0
-    with open(path, "rb", buffering=0) as handle:
-        while block := handle.read(_REHASH_BYTES):
-            digest.update(block)
-            size += len(block)
-    return size, digest.hexdigest()
