@@ -9,7 +9,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from pydantic import ValidationError
 from sqlalchemy import func, select
 from sqlalchemy.orm import selectinload
 
@@ -117,10 +116,7 @@ async def add_source(
         if connection is None:
             raise BadConfig(f"no connection with id {connection_id}")
     validated = source_options(connection.provider, options).model_dump(mode="json")
-    try:
-        kept = SourceFilters.model_validate(filters or {})
-    except ValidationError as exc:
-        raise BadConfig(f"filters: {exc.errors()[0]['msg']}") from None
+    kept = SourceFilters.stored(filters)
     selection_names = await validate_selections(connections, connection, selections)
     async with db.transaction() as session:
         source = Source(

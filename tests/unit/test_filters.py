@@ -9,10 +9,10 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from vpack import catalog
-from vpack.db.models import Video
+from vpack.db.models import Source, Video
 from vpack.providers.base import BadConfig, RemoteVideo
 from vpack.services import Services
 from vpack.sync.filters import SourceFilters
@@ -110,3 +110,32 @@ async def test_bad_filters_are_refused_with_a_reason(services: Services, tmp_pat
             interval_s=60,
             filters={"since": "last tuesday"},
         )
+
+
+async def test_filters_stored_before_they_were_read_stop_the_scan_with_a_reason(
+    services: Services, tmp_path: Path
+) -> None:
+    """Earlier versions stored any `filters` dict unread; such a source says what is
+    wrong instead of failing obscurely, and keeps everything it had."""
+    _write(tmp_path / "footage" / "Cam1" / "a.mp4", 10, datetime(2026, 1, 1, tzinfo=UTC))
+    connection = await catalog.local_connection(services.db)
+    source_id = await catalog.add_source(
+        services.db,
+        services.connections,
+        connection_id=connection,
+        name="old",
+        selections=[str(tmp_path / "footage")],
+        options={"settle_seconds": 0},
+        interval_s=60,
+    )
+    async with services.db.transaction() as session:
+        await session.execute(
+            update(Source).where(Source.id == source_id).values(filters={"colour": "red"})
+        )
+    report = await services.engine.sync([source_id])
+    (tally,) = report.sources
+    assert tally.error and "invalid filters: colour" in tally.error
+    async with services.db.session() as session:
+        source = await session.get(Source, source_id)
+    assert source is not None and source.filters == {"colour": "red"}
+    assert source.last_error and "invalid filters" in source.last_error

@@ -206,7 +206,7 @@ class SyncEngine:
         restore = seen is None
         batch: list[RemoteVideo] = []
         removed: list[str] = []
-        filters = SourceFilters.model_validate(source.filters or {})
+        filters = SourceFilters.stored(source.filters)
         async for event in provider.scan(selection, cursor, options):
             if isinstance(event, Found):
                 if seen is not None:  # filtered or not, it is still there
@@ -217,7 +217,7 @@ class SyncEngine:
                 batch.append(event.video)
                 if len(batch) >= UPSERT_BATCH:
                     tally.new += await self._record(
-                        source, selection, batch, [], None, False, restore
+                        source, selection, batch, [], None, False, restore, tally
                     )
                     batch = []
             elif isinstance(event, Waiting):
@@ -245,8 +245,8 @@ class SyncEngine:
         removed: Sequence[str],
         cursor: str | None,
         save_cursor: bool,
-        restore: bool = False,
-        tally: Tally | None = None,
+        restore: bool,
+        tally: Tally,
     ) -> int:
         """Upsert one batch and, in the same transaction, its cursor. Returns rows added;
         removals reported by the provider are counted in `tally`.
@@ -254,7 +254,6 @@ class SyncEngine:
         `restore`: rows found again lose their removed mark (for change feeds; a
         full listing does this in its reconciliation)."""
         added = 0
-        tally = tally or Tally(source_id=source.id, name=source.name)
         async with self.db.transaction() as session:
             # Most of a rescan is already known: look those up (one cheap SELECT)
             # instead of compiling a 500-row INSERT that would insert nothing.
@@ -400,11 +399,7 @@ class SyncEngine:
 
     async def _pause_connection(self, connection_id: int, seconds: float) -> None:
         async with self.db.transaction() as session:
-            await session.execute(
-                update(Connection)
-                .where(Connection.id == connection_id)
-                .values(paused_until=utcnow() + timedelta(seconds=seconds))
-            )
+            await _pause_in(session, connection_id, seconds)
 
     async def _set_source_status(self, source_id: int, status: str, **values: Any) -> None:
         async with self.db.transaction() as session:
@@ -737,11 +732,7 @@ class SyncEngine:
             if verdict.pause_connection_for is not None:
                 run.blocked.add(source.connection_id)
                 run.rate_limits.add(source.connection_id, verdict.pause_connection_for)
-                await session.execute(
-                    update(Connection)
-                    .where(Connection.id == source.connection_id)
-                    .values(paused_until=utcnow() + timedelta(seconds=verdict.pause_connection_for))
-                )
+                await _pause_in(session, source.connection_id, verdict.pause_connection_for)
         if verdict.counts_as_failure:
             tally.failed += 1
         elif verdict.values.get("state") == VideoState.SKIPPED:
@@ -948,3 +939,12 @@ async def _get_source(session: AsyncSession, source_id: int) -> Source:
 def _chunks(items: list[str], size: int) -> Iterable[list[str]]:
     for i in range(0, len(items), size):
         yield items[i : i + size]
+
+
+async def _pause_in(session: AsyncSession, connection_id: int, seconds: float) -> None:
+    """No requests on this connection for `seconds` (rate limits); claims skip it."""
+    await session.execute(
+        update(Connection)
+        .where(Connection.id == connection_id)
+        .values(paused_until=utcnow() + timedelta(seconds=seconds))
+    )

@@ -9,10 +9,11 @@ from __future__ import annotations
 
 from datetime import UTC, date, datetime, time, tzinfo
 from fnmatch import fnmatchcase
+from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from vpack.providers.base import RemoteVideo
+from vpack.providers.base import BadConfig, RemoteVideo
 
 _MB = 1_000_000
 
@@ -45,6 +46,17 @@ class SourceFilters(BaseModel):
         description="Skip videos recorded (or last changed) before this day, YYYY-MM-DD: "
         "a new source then does not fetch years of history.",
     )
+
+    @classmethod
+    def stored(cls, value: dict[str, Any] | None) -> SourceFilters:
+        """Filters as a source keeps them; BadConfig (the user's to fix) if they are not
+        valid, such as those an older version stored without reading them."""
+        try:
+            return cls.model_validate(value or {})
+        except ValidationError as exc:
+            error = exc.errors()[0]
+            where = ".".join(str(p) for p in error.get("loc", ())) or "filters"
+            raise BadConfig(f"invalid filters: {where}: {error['msg']}") from None
 
     def accepts(self, video: RemoteVideo, zone: tzinfo | None = None) -> bool:
         """Does the source take `video`? `zone` says where `since` starts (None: here)."""
