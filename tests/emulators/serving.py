@@ -6,6 +6,7 @@ import socket
 import ssl
 import threading
 import time
+from abc import ABC, abstractmethod
 from pathlib import Path
 from types import TracebackType
 from typing import Any, Self
@@ -13,14 +14,16 @@ from typing import Any, Self
 import uvicorn
 
 
-class Emulator:
+class Emulator(ABC):
     """`with emulator:` starts it and stops it, whatever happens inside."""
 
+    @abstractmethod
     def start(self) -> Self:
-        raise NotImplementedError
+        """Serve on a free local port; return self."""
 
+    @abstractmethod
     def stop(self) -> None:
-        raise NotImplementedError
+        """Stop serving and free the port."""
 
     def __enter__(self) -> Self:
         return self.start()
