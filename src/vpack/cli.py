@@ -104,6 +104,23 @@ def sources_add() -> None:
     """Add a source of videos."""
 
 
+# What every `sources add` takes and prints.
+_INTERVAL = click.option(
+    "--interval",
+    default=300,
+    show_default=True,
+    type=click.IntRange(min=10),
+    help="Seconds between scans.",
+)
+
+
+def _emit_id(source_id: int, as_json: bool) -> None:
+    if as_json:
+        _emit({"id": source_id})
+    else:
+        click.echo(source_id)
+
+
 @sources_add.command("local")
 @click.option("--name", required=True, help="A name people will recognise.")
 @click.option(
@@ -113,13 +130,7 @@ def sources_add() -> None:
     type=click.Path(path_type=Path),
     help="The folder to keep in sync.",
 )
-@click.option(
-    "--interval",
-    default=300,
-    show_default=True,
-    type=click.IntRange(min=10),
-    help="Seconds between scans.",
-)
+@_INTERVAL
 @click.option(
     "--settle",
     default=60.0,
@@ -144,11 +155,7 @@ def add_local(name: str, path: Path, interval: int, settle: float, as_json: bool
             interval_s=interval,
         )
 
-    source_id = _run(work)
-    if as_json:
-        _emit({"id": source_id})
-    else:
-        click.echo(source_id)
+    _emit_id(_run(work), as_json)
 
 
 @sources_add.command("remote")
@@ -161,13 +168,7 @@ def add_local(name: str, path: Path, interval: int, settle: float, as_json: bool
     multiple=True,
     help="A folder, prefix or channel id from `vpack connections browse` (repeatable).",
 )
-@click.option(
-    "--interval",
-    default=300,
-    show_default=True,
-    type=click.IntRange(min=10),
-    help="Seconds between scans.",
-)
+@_INTERVAL
 @click.option(
     "--option",
     "options",
@@ -198,11 +199,7 @@ def add_remote(
             interval_s=interval,
         )
 
-    source_id = _run(work)
-    if as_json:
-        _emit({"id": source_id})
-    else:
-        click.echo(source_id)
+    _emit_id(_run(work), as_json)
 
 
 @sources.command("list")
