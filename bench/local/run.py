@@ -16,7 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from bench.local.data import Tree, TreeSpec, ensure_tree, write_random_file
 
@@ -115,15 +115,24 @@ signal.signal(signal.SIGTERM, lambda *_: os.kill(pid, signal.SIGTERM))
 _, status, usage = os.wait4(pid, 0)
 wall = time.perf_counter() - start
 with open(report, "w") as out:
-    out.write(f"{wall} {usage.ru_maxrss} {os.waitstatus_to_exitcode(status)}")
+    cpu = usage.ru_utime + usage.ru_stime
+    out.write(f"{wall} {usage.ru_maxrss} {os.waitstatus_to_exitcode(status)} {cpu}")
 """
 
 
-def spawn(argv: list[str], env: dict[str, str], log: Path) -> tuple[float, float, int]:
-    """Run one command alone; return (wall seconds, peak RSS MB, exit code).
+class Spawned(NamedTuple):
+    wall: float  # seconds
+    rss: float  # peak RSS, MB
+    code: int  # exit code
+    cpu: float  # user + system CPU seconds of the whole tree
+
+
+def spawn(argv: list[str], env: dict[str, str], log: Path) -> Spawned:
+    """Run one command alone and measure it.
 
     wait4 gives the rusage of the child and everything it waited for, so
-    ru_maxrss is the largest single process of the tree (KB on Linux).
+    ru_maxrss is the largest single process of the tree (KB on Linux) and the
+    CPU times are the tree's sum.
     """
     report = Path(f"{log}.rusage")
     report.unlink(missing_ok=True)
@@ -138,8 +147,8 @@ def spawn(argv: list[str], env: dict[str, str], log: Path) -> tuple[float, float
             raise
     if code != 0 or not report.exists():
         raise BenchError(f"the launcher for {argv[0]} exited {code}")
-    wall, rss_kb, status = report.read_text().split()
-    return float(wall), int(rss_kb) / 1024, int(status)
+    wall, rss_kb, status, cpu = report.read_text().split()
+    return Spawned(float(wall), int(rss_kb) / 1024, int(status), float(cpu))
 
 
 def count_files(root: Path) -> tuple[int, int]:
@@ -290,7 +299,7 @@ class Bench:
         # Write back what earlier runs left dirty, so no run pays for another's data.
         os.sync()
         log = self.logs / f"{row.slug}-{attempt}"
-        wall, rss, code = spawn(argv, env, log)
+        wall, rss, code, _cpu = spawn(argv, env, log)
         out = Path(f"{log}.out").read_text(errors="replace")
         if code != 0:
             err = Path(f"{log}.err").read_text(errors="replace")[-2000:]
@@ -380,7 +389,7 @@ class Bench:
                     continue
                 self.measure(row, attempt, repeats)
         probe = self.probe_costs(big)
-        floor = spawn(["true"], self.env, self.logs / "floor")[1]
+        floor = spawn(["true"], self.env, self.logs / "floor").rss
         _say(f"removing the copies under {self.runs}")
         shutil.rmtree(self.runs, ignore_errors=True)
         took = time.monotonic() - started

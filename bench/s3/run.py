@@ -32,6 +32,7 @@ from bench.local.data import Tree, TreeSpec, ensure_tree
 from bench.local.run import (
     REPO,
     BenchError,
+    Spawned,
     _checked,
     _default_vpack,
     _json,
@@ -121,6 +122,8 @@ class Row:
     tool: str
     walls: list[float] = field(default_factory=list)
     rss: list[float] = field(default_factory=list)
+    cpu: list[float] = field(default_factory=list)  # the tool's CPU seconds per run
+    server_cpu: list[float] = field(default_factory=list)  # moto's CPU seconds per run
     requests: Counter[str] = field(default_factory=Counter)
 
     @property
@@ -150,6 +153,12 @@ class MotoServer:
                 if self.process.poll() is not None or time.monotonic() > deadline:
                     raise BenchError("moto's server did not start") from None
                 time.sleep(0.1)
+
+    def cpu_seconds(self) -> float:
+        """CPU time the server has used so far (all its threads, user + system)."""
+        fields = Path(f"/proc/{self.process.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        # utime and stime are fields 14 and 15 of stat(5); [0] here is field 3.
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
     def mark(self) -> int:
         self._out.flush()
@@ -238,18 +247,19 @@ class Bench:
         return Case("a" if spec is self.scale[0] else "b", tree, keys)
 
     # ---------------------------------------------------------- one run of each tool
-    def run_vpack(self, case: Case, attempt: int) -> tuple[float, float, Counter[str]]:
+    def run_vpack(self, case: Case, attempt: int) -> tuple[Spawned, Counter[str]]:
         data = self.runs / f"{case.letter}-vpack-{attempt}"
         env = {**self.env, "VPACK_DATA_DIR": str(data)}
         python = str(Path(self.vpack).with_name("python"))
         _checked([python, "-c", _ADD_SOURCE, json.dumps(self.s3_config()), case.prefix], env)
         mark = self.moto.mark()
         log = self.logs / f"{case.letter}-vpack-{attempt}"
-        wall, rss, code = spawn([self.vpack, "sync", "--json"], env, log)
+        ran = spawn([self.vpack, "sync", "--json"], env, log)
         requests = self.moto.requests_since(mark)
         out = Path(f"{log}.out").read_text(errors="replace")
-        if code != 0:
-            raise BenchError(f"vpack sync exited {code}: {Path(f'{log}.err').read_text()[-2000:]}")
+        if ran.code != 0:
+            error = Path(f"{log}.err").read_text()[-2000:]
+            raise BenchError(f"vpack sync exited {ran.code}: {error}")
         report = _json(out)
         got = (report.get("downloaded"), report.get("bytes"), report.get("failed"))
         if got != (case.tree.files, case.tree.bytes, 0):
@@ -259,36 +269,34 @@ class Bench:
         if count_files(data / "videos") != (case.tree.files, case.tree.bytes):
             raise BenchError(f"{data}/videos does not hold the {case.tree.files} objects")
         evict(data)
-        return wall, rss, requests
+        return ran, requests
 
-    def run_rclone(self, case: Case, attempt: int) -> tuple[float, float, Counter[str]]:
+    def run_rclone(self, case: Case, attempt: int) -> tuple[Spawned, Counter[str]]:
         dest = self.runs / f"{case.letter}-rclone-{attempt}"
         mark = self.moto.mark()
         argv = ["rclone", "copy", f"moto:{BUCKET}/{case.prefix}", str(dest)]
-        wall, rss, code = spawn(
-            argv, self.rclone_env(), self.logs / f"{case.letter}-rclone-{attempt}"
-        )
+        ran = spawn(argv, self.rclone_env(), self.logs / f"{case.letter}-rclone-{attempt}")
         requests = self.moto.requests_since(mark)
-        if code != 0:
-            raise BenchError(f"rclone exited {code}")
+        if ran.code != 0:
+            raise BenchError(f"rclone exited {ran.code}")
         if count_files(dest) != (case.tree.files, case.tree.bytes):
             raise BenchError(f"{dest} does not hold the {case.tree.files} objects")
         evict(dest)
-        return wall, rss, requests
+        return ran, requests
 
-    def run_floor(self, case: Case, attempt: int) -> tuple[float, float, Counter[str]]:
+    def run_floor(self, case: Case, attempt: int) -> tuple[Spawned, Counter[str]]:
         urls = self.workdir / f"{case.letter}-urls.txt"
         urls.write_text("\n".join(self.presigned(case)))
         argv = [sys.executable, "-c", _FLOOR, str(CONCURRENCY), str(urls)]
         mark = self.moto.mark()
         log = self.logs / f"{case.letter}-floor-{attempt}"
-        wall, rss, code = spawn(argv, self.env, log)
+        ran = spawn(argv, self.env, log)
         requests = self.moto.requests_since(mark)
         fetched = Path(f"{log}.out").read_text().strip()
-        if code != 0 or fetched != str(case.tree.bytes):
+        if ran.code != 0 or fetched != str(case.tree.bytes):
             error = Path(f"{log}.err").read_text()[-500:]
-            raise BenchError(f"the floor run fetched {fetched!r} bytes (exit {code}): {error}")
-        return wall, rss, requests
+            raise BenchError(f"the floor run fetched {fetched!r} bytes (exit {ran.code}): {error}")
+        return ran, requests
 
     def presigned(self, case: Case) -> list[str]:
         client = self.client(signature_version="s3v4")
@@ -353,14 +361,18 @@ class Bench:
             for attempt in range(1, repeats + 1):
                 for row in rows:
                     os.sync()
-                    wall, rss, requests = runner[row.tool](row.case, attempt)
-                    row.walls.append(wall)
-                    row.rss.append(rss)
+                    server_before = self.moto.cpu_seconds()
+                    ran, requests = runner[row.tool](row.case, attempt)
+                    row.server_cpu.append(self.moto.cpu_seconds() - server_before)
+                    row.walls.append(ran.wall)
+                    row.rss.append(ran.rss)
+                    row.cpu.append(ran.cpu)
                     row.requests = requests
                     total = sum(requests.values())
                     _say(
                         f"{row.case.title:<30} {row.tool:<26} run {attempt}/{repeats}: "
-                        f"{wall:7.2f} s, {rss:6.1f} MB, {total} requests"
+                        f"{ran.wall:7.2f} s, {ran.rss:6.1f} MB, {total} requests, "
+                        f"CPU {ran.cpu:.2f} s + moto {row.server_cpu[-1]:.2f} s"
                     )
         finally:
             self.moto.stop()
