@@ -15,7 +15,14 @@ from tests.conformance.harness import videos_of
 from tests.conformance.s3_harness import S3Harness, put_many, upload_in_parts
 from vpack.db.models import Connection, VideoState
 from vpack.providers import s3 as s3_module
-from vpack.providers.base import BadConfig, Found, NotFound, RemoteVideo, ScanEvent
+from vpack.providers.base import (
+    BadConfig,
+    Found,
+    NotFound,
+    RateLimited,
+    RemoteVideo,
+    ScanEvent,
+)
 from vpack.providers.s3 import S3Provider, S3SourceOptions
 from vpack.services import Services
 
@@ -289,3 +296,84 @@ async def test_an_sse_kms_object_is_synced(services: Services, s3: S3Harness) ->
     source_id = await s3.add_source(services)
     report = await services.engine.sync([source_id])
     assert report.ok and report.total("downloaded") == 1
+
+
+async def test_plain_reads_skip_boto3_and_its_failures_fall_back_to_it(s3: S3Harness) -> None:
+    """After a first read through boto3, objects with odd keys arrive through the direct
+    GET; an answer other than the object goes to boto3, whose error we report."""
+    keys = {
+        f"{s3.prefix}Cam 1/clip one.mp4": b"spaces",
+        f"{s3.prefix}Kamera-ü/видео~1.mp4": b"unicode",
+        f"{s3.prefix}../escape.mp4": b"dots",
+        f"{s3.prefix}/double.mp4": b"double slash",
+    }
+    for key, data in keys.items():
+        await _put(s3, key, data)
+    provider = _provider(s3)
+    boto3_gets: list[str] = []
+    try:
+        client = await asyncio.to_thread(provider._client)
+        client.meta.events.register(
+            "before-parameter-build.s3.GetObject",
+            lambda params, **_: boto3_gets.append(params["Key"]),
+        )
+        videos = {v.remote_id: v for v in _found(await _scan(s3))}
+        s3.proxy.reset_counts()
+        for key, data in keys.items():
+            assert b"".join([c async for c in provider.open(videos[key])]) == data
+            rest = [c async for c in provider.open(videos[key], offset=2)]
+            assert b"".join(rest) == data[2:], "a resumed read sends its Range"
+        first = next(iter(keys))
+        assert boto3_gets == [first], "boto3 made the first read, which shows the URL to use"
+        assert s3.proxy.counts["GetObject"] == 2 * len(keys)
+        assert s3.proxy.ranges[-1] == "bytes=2-"
+
+        gone = videos[f"{s3.prefix}Cam 1/clip one.mp4"]
+        await asyncio.to_thread(s3.client.delete_object, Bucket=s3.bucket, Key=gone.remote_id)
+        with pytest.raises(NotFound, match="removed before it could be copied"):
+            [c async for c in provider.open(gone)]
+        assert boto3_gets == [first, gone.remote_id], "the 404 was asked again through boto3"
+
+        s3.proxy.fail_next(50, "SlowDown")
+        s3.proxy.reset_counts()
+        with pytest.raises(RateLimited):
+            [c async for c in provider.open(videos[first])]
+        assert s3.proxy.counts["GetObject"] == 1 + 3, "the direct GET, then boto3's 3 attempts"
+    finally:
+        await provider.aclose()
+
+
+def test_the_direct_get_takes_the_url_boto3_used() -> None:
+    """Virtual-host style on AWS, path style on an endpoint: the pattern is what botocore
+    itself sent for the first read (answered here offline, before it leaves)."""
+    import boto3
+    from botocore.awsrequest import AWSResponse
+    from botocore.config import Config
+
+    from vpack.providers.s3_get import DirectGet
+
+    class Raw:
+        def stream(self, *_: object, **__: object) -> list[bytes]:
+            return [b""]
+
+    def answer(request: object, **_: object) -> AWSResponse:
+        return AWSResponse("", 200, {"content-length": "0"}, Raw())
+
+    session = boto3.session.Session(
+        aws_access_key_id="AKIAEXAMPLE", aws_secret_access_key="secret", region_name="eu-west-1"
+    )
+    aws = session.client("s3", region_name="eu-west-1")
+    minio = session.client(
+        "s3", endpoint_url="http://nas.local:9000", config=Config(s3={"addressing_style": "path"})
+    )
+    for client, bucket, base in (
+        (aws, "my-bucket", "https://my-bucket.s3.eu-west-1.amazonaws.com/"),
+        (minio, "cams", "http://nas.local:9000/cams/"),
+    ):
+        direct = DirectGet(client, session.get_credentials())
+        client.meta.events.register_last("before-send.s3.GetObject", answer)
+        assert direct.available and not direct.ready, "nothing learnt before a first read"
+        client.get_object(Bucket=bucket, Key="Cam 1/ü~x.mp4")
+        direct.learn("Cam 1/ü~x.mp4")
+        assert direct.ready and direct._base == base
+    assert not DirectGet(minio, None).available, "without keys every read goes through boto3"

@@ -9,7 +9,7 @@ import posixpath
 import re
 import threading
 from collections import deque
-from collections.abc import AsyncIterator, Callable, Generator
+from collections.abc import AsyncIterator, Callable, Generator, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 from urllib.parse import urlsplit
@@ -28,6 +28,7 @@ from botocore.exceptions import (
     ResponseStreamingError,
 )
 from botocore.exceptions import ConnectionError as BotoConnectionError
+from botocore.response import StreamingBody
 from pydantic import BaseModel, Field, SecretStr
 
 from vpack.providers.base import (
@@ -55,6 +56,7 @@ from vpack.providers.base import (
 )
 from vpack.providers.local import VIDEO_EXTENSIONS
 from vpack.providers.registry import register
+from vpack.providers.s3_get import DirectGet
 
 log = logging.getLogger(__name__)
 
@@ -134,6 +136,7 @@ class S3Provider(Provider):
     def __init__(self, config: BaseModel, **kwargs: Any) -> None:
         super().__init__(config, **kwargs)
         self._client_obj: Any = None
+        self._direct: DirectGet | None = None  # plain GETs without boto3's per-call cost
         self._client_lock = threading.Lock()
         self._bucket_region: str | None = None  # where S3 said the bucket is, if not config.region
         # (key, ETag) of SSE-KMS objects read: their ETag is no MD5 though it looks like one.
@@ -166,6 +169,8 @@ class S3Provider(Provider):
                     "s3", endpoint_url=cfg.endpoint_url, config=BotoConfig(**options)
                 )
                 client.meta.events.register("needs-retry.s3", self._note_region)
+                direct = DirectGet(client, session.get_credentials())
+                self._direct = direct if direct.available else None
                 self._client_obj = client
             return self._client_obj
 
@@ -369,12 +374,33 @@ class S3Provider(Provider):
     def _get_params(self, video: RemoteVideo) -> dict[str, Any]:
         return {"Key": video.remote_id, "IfMatch": f'"{video.revision}"'}
 
-    def _get(self, video: RemoteVideo, params: dict[str, Any]) -> Any:
-        response = self._call("get_object", **params)
-        if video.hash and str(response.get("ServerSideEncryption", "")).startswith("aws:kms"):
+    def _get(self, video: RemoteVideo, params: dict[str, Any]) -> StreamingBody:
+        """The object's body; S3's errors as ours."""
+        got = self._get_direct(params)
+        if got is None:
+            response = self._call("get_object", **params)
+            if self._direct is not None:
+                self._direct.learn(params["Key"])
+            got = response["Body"], response["ResponseMetadata"]["HTTPHeaders"]
+        body, headers = got
+        if video.hash and headers.get("x-amz-server-side-encryption", "").startswith("aws:kms"):
             log.info("%s is SSE-KMS encrypted: its ETag is no MD5", video.path)
             self._etag_not_md5.add((video.remote_id, video.revision))
-        return response
+        return body
+
+    def _get_direct(self, params: dict[str, Any]) -> tuple[StreamingBody, Mapping[str, str]] | None:
+        """A plain GET without boto3 (see s3_get); None when boto3 must do it: a
+        checksum to validate, or an answer other than the object."""
+        self._client()
+        if self._direct is None or not self._direct.ready or "ChecksumMode" in params:
+            return None
+        headers = {"If-Match": params["IfMatch"]}
+        if "Range" in params:
+            headers["Range"] = params["Range"]
+        try:
+            return self._direct.get(params["Key"], headers)
+        except BotoCoreError as exc:
+            raise self._error(exc, params["Key"], checking=False) from None
 
     def _read_ranges(
         self, video: RemoteVideo, offset: int, size: int
@@ -408,8 +434,7 @@ class S3Provider(Provider):
             raise Transient(f"{video.path}: range {start}-{end} came back with {len(data)} bytes")
         return data
 
-    def _body(self, video: RemoteVideo, response: Any) -> Generator[bytes, None, None]:
-        body = response["Body"]
+    def _body(self, video: RemoteVideo, body: StreamingBody) -> Generator[bytes, None, None]:
         try:
             while True:
                 try:
