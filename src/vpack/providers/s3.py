@@ -1,4 +1,5 @@
-"""Amazon S3 and S3-compatible stores (MinIO, Wasabi, R2, B2, Ceph) through boto3."""
+"""Amazon S3 and S3-compatible stores (MinIO, Wasabi, R2, B2, Ceph) through boto3 (plain
+reads through the lighter path in s3_get)."""
 
 from __future__ import annotations
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Coroutine, Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -670,7 +670,9 @@ class SyncEngine:
                 on_bytes=lambda n: progress.advanced(row.id, n),
                 lockstep=progress.lockstep,
             )
-            done = await asyncio.to_thread(self._prepare_publish, row, staged)
+            if staged.info is None:  # a remuxed file adopted after a crash
+                staged = replace(staged, info=await asyncio.to_thread(media.probe, staged.path))
+            done = self._prepare_publish(row, staged)
         except asyncio.CancelledError:
             progress.finished(row.id, ok=False)
             raise
@@ -689,8 +691,10 @@ class SyncEngine:
         progress.finished(row.id, ok=True)
 
     def _prepare_publish(self, row: Video, staged: Staged) -> _Done:
-        """Probe the staged file and decide its place (runs in a thread)."""
-        info = media.probe(staged.path)
+        """Decide the staged file's place and row values from what its probe found.
+        (The probe ran in the transfer's thread: one thread hand-off per video.)"""
+        info = staged.info
+        assert info is not None
         start = row.recorded_start or info.recorded_start
         when = start or row.modified_at or utcnow()
         placement = self.store.placement(row.source_id, row.camera, when, row.name)

@@ -46,6 +46,8 @@ class Staged:
     size: int
     sha256: str
     remuxed: bool = False  # the file is the MP4 made from a vendor stream
+    # What PyAV found, probed in the thread that wrote the file (None: not probed yet)
+    info: media.Probe | None = None
 
 
 class _Digests:
@@ -157,7 +159,9 @@ class _Staging:
                     f"{video.path or video.name}: {kind} mismatch "
                     f"(source says {expected_hash}, received {got})"
                 )
-        return Staged(path=self.part, size=self.written, sha256=self.digests.sha256.hexdigest())
+        # A vendor stream is probed once it is an MP4 (remux_staged), not before.
+        info = None if self.features.needs_remux else media.probe(self.part)
+        return Staged(self.part, self.written, self.digests.sha256.hexdigest(), info=info)
 
 
 async def stage(
@@ -325,7 +329,7 @@ def remux_staged(staged: Staged, video: RemoteVideo) -> Staged:
     except BaseException:
         made.unlink(missing_ok=True)
         raise
-    return Staged(path=part, size=size, sha256=digests.sha256.hexdigest(), remuxed=True)
+    return Staged(part, size, digests.sha256.hexdigest(), remuxed=True, info=media.probe(part))
 
 
 def _check_span(result: media.Remuxed, video: RemoteVideo) -> None:
