@@ -45,3 +45,21 @@ def test_upgrade_keeps_sources_and_videos(database_url: str) -> None:
     engine.dispose()
     assert version == "0003"
     assert names in ("{}", {})  # JSON text on SQLite, a dict on PostgreSQL
+
+
+def test_the_schema_head_named_in_code_is_alembics(database_url: str) -> None:
+    """migrate() skips Alembic when the database is at SCHEMA_HEAD: it must be the head."""
+    from alembic.config import Config
+    from alembic.script import ScriptDirectory
+
+    from vpack.db.session import MIGRATIONS, SCHEMA_HEAD
+
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS))
+    assert ScriptDirectory.from_config(config).get_heads() == [SCHEMA_HEAD]
+    migrate(database_url, "0002")
+    migrate(database_url)  # not at the head: Alembic runs
+    engine = make_sync_engine(database_url)
+    with engine.begin() as conn:
+        assert conn.execute(text("SELECT version_num FROM alembic_version")).scalar() == "0003"
+    engine.dispose()
