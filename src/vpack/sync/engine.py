@@ -669,6 +669,7 @@ class SyncEngine:
                 self.store.part_path(row.id),
                 on_bytes=lambda n: progress.advanced(row.id, n),
                 lockstep=progress.lockstep,
+                durable=self.store.fsync,
             )
             if staged.info is None:  # a remuxed file adopted after a crash
                 staged = replace(staged, info=await asyncio.to_thread(media.probe, staged.path))

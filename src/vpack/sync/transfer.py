@@ -23,6 +23,7 @@ from vpack.providers.base import (
     RemoteVideo,
     Transient,
 )
+from vpack.sync import durability
 
 _HASHERS: dict[HashKind, Callable[[], Any]] = {
     HashKind.MD5: hashlib.md5,
@@ -108,8 +109,11 @@ class _Staging:
     runs them all in one.
     """
 
-    def __init__(self, features: Features, video: RemoteVideo, part: Path) -> None:
+    def __init__(
+        self, features: Features, video: RemoteVideo, part: Path, durable: bool = False
+    ) -> None:
         self.features = features
+        self.durable = durable  # big files go to disk (and out of the cache) when done
         self.video = video
         self.part = part
         self.digests = _Digests(features.hash_kind)
@@ -161,6 +165,8 @@ class _Staging:
                 )
         # A vendor stream is probed once it is an MP4 (remux_staged), not before.
         info = None if self.features.needs_remux else media.probe(self.part)
+        if self.durable and self.written >= durability.FLUSH_ALONE_FROM:
+            durability.flush_and_drop(self.part)  # after the probe, which reads it cached
         return Staged(self.part, self.written, self.digests.sha256.hexdigest(), info=info)
 
 
@@ -170,8 +176,11 @@ async def stage(
     part: Path,
     on_bytes: Callable[[int], None] | None = None,
     lockstep: bool = False,
+    durable: bool = False,
 ) -> Staged:
     """Fetch `video` into `part`, resuming a previous attempt where the provider allows.
+
+    With `durable`, a big file is on disk (fdatasync) when this returns.
 
     Raises Transient when the bytes do not match what the source promised
     (size or hash); the `.part` is then removed so the retry starts clean.
@@ -179,7 +188,7 @@ async def stage(
     gets them checked as they came, then turned into an MP4 that replaces the
     `.part`: what is published and hashed is the MP4.
     """
-    staged = await _stage_bytes(provider, video, part, on_bytes, lockstep)
+    staged = await _stage_bytes(provider, video, part, on_bytes, lockstep, durable)
     if provider.features.needs_remux:
         staged = await asyncio.to_thread(remux_staged, staged, video)
     return staged
@@ -191,11 +200,12 @@ async def _stage_bytes(
     part: Path,
     on_bytes: Callable[[int], None] | None,
     lockstep: bool,
+    durable: bool,
 ) -> Staged:
     reader = provider.blocking_reader(video)
     if reader is not None:
-        return await _stage_blocking(provider, video, part, reader, on_bytes, lockstep)
-    staging = await asyncio.to_thread(_Staging, provider.features, video, part)
+        return await _stage_blocking(provider, video, part, reader, on_bytes, lockstep, durable)
+    staging = await asyncio.to_thread(_Staging, provider.features, video, part, durable)
     if on_bytes is not None and staging.offset:
         on_bytes(staging.offset)
     try:
@@ -265,6 +275,7 @@ async def _stage_blocking(
     reader: BlockingReader,
     on_bytes: Callable[[int], None] | None,
     lockstep: bool,
+    durable: bool,
 ) -> Staged:
     """The whole transfer in one thread: for files on local disks, where each
     thread hand-off costs as much as copying a small file."""
@@ -274,7 +285,7 @@ async def _stage_blocking(
     relay = _ProgressRelay(loop, on_bytes, lockstep)
 
     def run() -> Staged:
-        staging = _Staging(provider.features, video, part)
+        staging = _Staging(provider.features, video, part, durable)
         try:
             if staging.offset:
                 relay.add(staging.offset)
