@@ -163,8 +163,10 @@ class _Staging:
                     f"{video.path or video.name}: {kind} mismatch "
                     f"(source says {expected_hash}, received {got})"
                 )
-        # A vendor stream is probed once it is an MP4 (remux_staged), not before.
-        info = None if self.features.needs_remux else media.probe(self.part)
+        if self.features.needs_remux:
+            # Probed once it is an MP4 (remux_staged); the batch's syncfs makes that durable.
+            return Staged(self.part, self.written, self.digests.sha256.hexdigest())
+        info = media.probe(self.part)
         if self.durable and self.written >= durability.FLUSH_ALONE_FROM:
             durability.flush_and_drop(self.part)  # after the probe, which reads it cached
         return Staged(self.part, self.written, self.digests.sha256.hexdigest(), info=info)
@@ -190,7 +192,7 @@ async def stage(
     """
     staged = await _stage_bytes(provider, video, part, on_bytes, lockstep, durable)
     if provider.features.needs_remux:
-        staged = await asyncio.to_thread(remux_staged, staged, video)
+        staged = await asyncio.to_thread(remux_staged, staged, video, durable)
     return staged
 
 
@@ -313,7 +315,7 @@ async def _stage_blocking(
         raise
 
 
-def remux_staged(staged: Staged, video: RemoteVideo) -> Staged:
+def remux_staged(staged: Staged, video: RemoteVideo, durable: bool = False) -> Staged:
     """Turn a verified vendor stream in staging into an MP4 under the same `.part` name.
 
     The MP4 is written beside the `.part` and renamed over it, so the `.part`
@@ -340,7 +342,10 @@ def remux_staged(staged: Staged, video: RemoteVideo) -> Staged:
     except BaseException:
         made.unlink(missing_ok=True)
         raise
-    return Staged(part, size, digests.sha256.hexdigest(), remuxed=True, info=media.probe(part))
+    info = media.probe(part)
+    if durable and size >= durability.FLUSH_ALONE_FROM:
+        durability.flush_and_drop(part)
+    return Staged(part, size, digests.sha256.hexdigest(), remuxed=True, info=info)
 
 
 def _check_span(result: media.Remuxed, video: RemoteVideo) -> None:
