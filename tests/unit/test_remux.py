@@ -11,9 +11,11 @@ import pytest
 
 from tests.emulators.hikvision import IMKH_HEADER, HikvisionDevice
 from tests.media import make_recording, play_through
+from tests.pagecache import cached_bytes
 from vpack.media import RemuxError, remux_to_mp4
 from vpack.providers.base import RemoteVideo, Transient
 from vpack.providers.registry import build_provider
+from vpack.sync import durability
 from vpack.sync.transfer import Staged, remux_staged, stage
 
 
@@ -76,6 +78,17 @@ def test_remux_staged_replaces_the_part_with_the_mp4(tmp_path: Path) -> None:
     assert staged.size == part.stat().st_size
     assert play_through(part)[0] == 40
     assert sorted(p.name for p in tmp_path.iterdir()) == ["7.part"]
+
+
+def test_a_durable_remux_leaves_the_mp4_on_disk_not_in_the_cache(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(durability, "FLUSH_ALONE_FROM", 1)  # the test recording is small
+    part = _ps(tmp_path / "8.part", seconds=4)
+    staged = remux_staged(Staged(part, part.stat().st_size, "vendor"), _video(4), durable=True)
+    assert staged.info is not None and staged.info.duration_s, "probed before it was dropped"
+    assert cached_bytes(part) == 0
+    assert staged.sha256 == hashlib.sha256(part.read_bytes()).hexdigest()
 
 
 def test_a_stream_shorter_than_its_time_span_is_dropped(tmp_path: Path) -> None:

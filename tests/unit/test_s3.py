@@ -22,6 +22,7 @@ from vpack.providers.base import (
     RateLimited,
     RemoteVideo,
     ScanEvent,
+    Transient,
 )
 from vpack.providers.s3 import S3Provider, S3SourceOptions
 from vpack.services import Services
@@ -339,6 +340,11 @@ async def test_plain_reads_skip_boto3_and_its_failures_fall_back_to_it(s3: S3Har
         with pytest.raises(RateLimited):
             [c async for c in provider.open(videos[first])]
         assert s3.proxy.counts["GetObject"] == 1 + 3, "the direct GET, then boto3's 3 attempts"
+
+        assert provider._direct is not None
+        provider._direct._base = "http://127.0.0.1:9/nowhere/"  # a port nothing listens on
+        with pytest.raises(Transient, match="cannot reach"):
+            [c async for c in provider.open(videos[first])]
     finally:
         await provider.aclose()
 

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.pagecache import cached_bytes
 from vpack.providers.base import BlockingReader, Features, HashKind, RemoteVideo, Transient
 from vpack.providers.local import LocalProvider, LocalSourceOptions
 from vpack.providers.registry import build_provider
@@ -106,28 +107,6 @@ async def test_a_blocking_transfer_reports_its_bytes_without_waiting_on_each_chu
     assert each_chunk == [1024 * 1024] * 3 + [17]
 
 
-def _cached_bytes(path: Path) -> int:
-    """How much of `path` sits in the page cache (mincore(2) on a mapping of it)."""
-    import ctypes
-    import mmap
-
-    size = path.stat().st_size
-    page = mmap.PAGESIZE
-    libc = ctypes.CDLL(None, use_errno=True)
-    with open(path, "rb") as handle:
-        # A private mapping is writable (ctypes needs that) and touches no page.
-        mapping = mmap.mmap(handle.fileno(), size, access=mmap.ACCESS_COPY)
-    try:
-        address = ctypes.addressof(ctypes.c_char.from_buffer(mapping))
-        pages = (size + page - 1) // page
-        vector = (ctypes.c_ubyte * pages)()
-        assert libc.mincore(ctypes.c_void_p(address), ctypes.c_size_t(size), vector) == 0
-        return sum(page for resident in vector if resident & 1)
-    finally:
-        del address
-        mapping.close()
-
-
 @pytest.mark.parametrize("durable", [True, False], ids=["durable", "not-durable"])
 async def test_a_big_durable_copy_is_on_disk_and_out_of_the_cache(
     provider: LocalProvider, tmp_path: Path, durable: bool
@@ -136,7 +115,7 @@ async def test_a_big_durable_copy_is_on_disk_and_out_of_the_cache(
     when staged, then dropped. Without durability it is left to the kernel."""
     video = await _video(provider, tmp_path, hashlib.sha256(DATA).hexdigest())
     staged = await stage(provider, video, tmp_path / "1.part", durable=durable)
-    cached = _cached_bytes(staged.path)
+    cached = cached_bytes(staged.path)
     if durable:
         assert cached == 0, f"{cached} bytes still cached"
     else:
@@ -161,4 +140,4 @@ async def test_a_small_file_waits_for_the_batch_sync(
     ]
     (video,) = [v for v in videos if v.name == "small.mp4"]
     staged = await stage(provider, video, tmp_path / "2.part", durable=True)
-    assert _cached_bytes(staged.path) == 4096
+    assert cached_bytes(staged.path) == 4096
