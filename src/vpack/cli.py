@@ -17,12 +17,10 @@ import click
 from sqlalchemy import select
 
 from vpack import __version__, catalog
-from vpack.accounts import AccountExists, create_user
 from vpack.connections import secret_fields
 from vpack.db.models import Connection, Role, Video, VideoState
 from vpack.providers.base import AuthKind, BrowsePage, ProviderError
 from vpack.providers.registry import get_provider_class
-from vpack.security.auth import WeakPassword
 from vpack.security.vault import KeyFiles, RotationResult, VaultError, rotate_keys
 from vpack.services import Services, build, prepare
 from vpack.settings import Settings
@@ -504,6 +502,9 @@ def users_create(email: str, admin: bool, password_stdin: bool) -> None:
         password = sys.stdin.readline().rstrip("\r\n")
     else:
         password = click.prompt("Password", hide_input=True, confirmation_prompt=True)
+
+    from vpack.accounts import AccountExists, create_user  # argon2 and JWT: this command only
+    from vpack.security.auth import WeakPassword
 
     async def work(s: Services) -> int:
         async with s.db.transaction() as session:

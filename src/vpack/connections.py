@@ -6,7 +6,7 @@ import asyncio
 import types
 import typing
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, SecretStr, ValidationError
 from sqlalchemy import select
@@ -14,12 +14,13 @@ from sqlalchemy import select
 from vpack.db.models import Connection, ConnectionStatus
 from vpack.db.session import Database
 from vpack.providers.base import AuthExpired, AuthKind, BadConfig, Identity, Provider
-from vpack.providers.http import new_client
-from vpack.providers.oauth import TokenManager, TokenSet, spec_from_env
 from vpack.providers.registry import get_provider_class
 from vpack.security.destinations import check_destination
 from vpack.security.vault import KeyFiles, Vault
 from vpack.settings import Settings
+
+if TYPE_CHECKING:
+    from vpack.providers.oauth import TokenSet
 
 OAUTH_TOKENS_KEY = "oauth"  # the vault key under which an OAuth connection keeps its tokens
 
@@ -100,6 +101,8 @@ class ConnectionManager:
         if not stored:
             raise AuthExpired(f"{cls.label} is not signed in: reconnect it")
         connection_id = connection.id
+        # Only cloud accounts need the OAuth and HTTP stack: other commands skip its imports.
+        from vpack.providers.oauth import TokenSet
 
         async def save(tokens: TokenSet) -> None:
             # Rotating refresh tokens (Microsoft) die on first use: keep the new one now.
@@ -116,6 +119,9 @@ class ConnectionManager:
     ) -> Provider:
         if cls.oauth is None:
             raise BadConfig(f"{cls.label} declares OAuth2 but no OAuth endpoints")
+        from vpack.providers.http import new_client
+        from vpack.providers.oauth import TokenManager, spec_from_env
+
         spec = spec_from_env(cls.name, cls.oauth, self.settings)
         http = new_client()
         manager = TokenManager(spec, tokens, http, save)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 from typing import Any
 
 from pydantic import ValidationError
@@ -24,23 +25,30 @@ def unregister(name: str) -> None:
     _PROVIDERS.pop(name, None)
 
 
-def _load_builtin() -> None:
-    # Imported for their @register side effect; kept here so adding a provider
-    # is one module plus one line.
-    from vpack.providers import google_drive, hikvision, local, s3  # noqa: F401
+# Built-in providers by name, imported (for their @register side effect) when first
+# asked for: a command that syncs S3 need not import the HTTP and OAuth stack of the
+# others. Adding a provider is one module plus one line.
+_BUILTIN = {
+    "google_drive": "vpack.providers.google_drive",
+    "hikvision": "vpack.providers.hikvision",
+    "local": "vpack.providers.local",
+    "s3": "vpack.providers.s3",
+}
 
 
 def all_providers() -> dict[str, type[Provider]]:
-    _load_builtin()
+    for module in _BUILTIN.values():
+        importlib.import_module(module)
     return dict(sorted(_PROVIDERS.items()))
 
 
 def get_provider_class(name: str) -> type[Provider]:
-    providers = all_providers()
+    if name not in _PROVIDERS and name in _BUILTIN:
+        importlib.import_module(_BUILTIN[name])
     try:
-        return providers[name]
+        return _PROVIDERS[name]
     except KeyError:
-        known = ", ".join(providers) or "none"
+        known = ", ".join(all_providers()) or "none"
         raise BadConfig(f"unknown provider {name!r} (known: {known})") from None
 
 
