@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Coroutine, Iterable, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -19,7 +19,6 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import selectinload
 
-from vpack import media
 from vpack.connections import ConnectionManager
 from vpack.db.models import (
     Connection,
@@ -671,8 +670,6 @@ class SyncEngine:
                 lockstep=progress.lockstep,
                 durable=self.store.fsync,
             )
-            if staged.info is None:  # a remuxed file adopted after a crash
-                staged = replace(staged, info=await asyncio.to_thread(media.probe, staged.path))
             done = self._prepare_publish(row, staged)
         except asyncio.CancelledError:
             progress.finished(row.id, ok=False)
@@ -695,7 +692,7 @@ class SyncEngine:
         """Decide the staged file's place and row values from what its probe found.
         (The probe ran in the transfer's thread: one thread hand-off per video.)"""
         info = staged.info
-        assert info is not None
+        assert info is not None, "stage() probes every file it hands back"
         start = row.recorded_start or info.recorded_start
         when = start or row.modified_at or utcnow()
         placement = self.store.placement(row.source_id, row.camera, when, row.name)

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import dataclasses
 import hashlib
 import logging
 import os
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO
 
@@ -39,7 +39,7 @@ _SPAN_SLACK_RATIO = 0.02
 log = logging.getLogger(__name__)
 
 
-@dataclass(frozen=True)
+@dataclasses.dataclass(frozen=True)
 class Staged:
     """A complete, verified file in staging."""
 
@@ -47,7 +47,8 @@ class Staged:
     size: int
     sha256: str
     remuxed: bool = False  # the file is the MP4 made from a vendor stream
-    # What PyAV found, probed in the thread that wrote the file (None: not probed yet)
+    # What PyAV found, probed in the thread that wrote the file (None: a vendor
+    # stream, probed once it is an MP4)
     info: media.Probe | None = None
 
 
@@ -80,6 +81,15 @@ def _hash_file(path: Path, digests: _Digests) -> int:
             digests.update(block)
             done += len(block)
     return done
+
+
+def _settle(path: Path, durable: bool) -> media.Probe:
+    """Probe a finished file, then (durable and big) send it to disk and out of the
+    page cache: the probe reads it while it is still cached."""
+    info = media.probe(path)
+    if durable and path.stat().st_size >= durability.FLUSH_ALONE_FROM:
+        durability.flush_and_drop(path)
+    return info
 
 
 def _already_published(part: Path) -> bool:
@@ -163,13 +173,10 @@ class _Staging:
                     f"{video.path or video.name}: {kind} mismatch "
                     f"(source says {expected_hash}, received {got})"
                 )
-        if self.features.needs_remux:
-            # Probed once it is an MP4 (remux_staged); the batch's syncfs makes that durable.
-            return Staged(self.part, self.written, self.digests.sha256.hexdigest())
-        info = media.probe(self.part)
-        if self.durable and self.written >= durability.FLUSH_ALONE_FROM:
-            durability.flush_and_drop(self.part)  # after the probe, which reads it cached
-        return Staged(self.part, self.written, self.digests.sha256.hexdigest(), info=info)
+        sha256 = self.digests.sha256.hexdigest()
+        if self.features.needs_remux:  # what is probed and kept is the MP4 (remux_staged)
+            return Staged(self.part, self.written, sha256)
+        return Staged(self.part, self.written, sha256, info=_settle(self.part, self.durable))
 
 
 async def stage(
@@ -323,8 +330,8 @@ def remux_staged(staged: Staged, video: RemoteVideo, durable: bool = False) -> S
     cannot read, or one shorter than the recording's time span (the device cut
     it short), is discarded: the retry must fetch it again from the start.
     """
-    if staged.remuxed:
-        return staged
+    if staged.remuxed:  # remuxed and linked before a crash: only the probe is missing
+        return dataclasses.replace(staged, info=staged.info or media.probe(staged.path))
     part = staged.path
     made = part.with_name(part.name + ".mp4")
     made.unlink(missing_ok=True)
@@ -342,9 +349,7 @@ def remux_staged(staged: Staged, video: RemoteVideo, durable: bool = False) -> S
     except BaseException:
         made.unlink(missing_ok=True)
         raise
-    info = media.probe(part)
-    if durable and size >= durability.FLUSH_ALONE_FROM:
-        durability.flush_and_drop(part)
+    info = _settle(part, durable)
     return Staged(part, size, digests.sha256.hexdigest(), remuxed=True, info=info)
 
 
