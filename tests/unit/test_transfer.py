@@ -41,15 +41,21 @@ def provider(request: pytest.FixtureRequest, tmp_path: Path) -> LocalProvider:
     return made
 
 
-async def _video(provider: LocalProvider, tmp_path: Path, sha: str | None) -> RemoteVideo:
-    path = tmp_path / "src" / "clip.mp4"
+async def _video(
+    provider: LocalProvider,
+    tmp_path: Path,
+    sha: str | None,
+    name: str = "clip.mp4",
+    data: bytes = DATA,
+) -> RemoteVideo:
+    path = tmp_path / "src" / name
     path.parent.mkdir(exist_ok=True)
-    path.write_bytes(DATA)
+    path.write_bytes(data)
     os.utime(path, (time.time() - 3600,) * 2)
     options = LocalSourceOptions(settle_seconds=0)
     async for event in provider.scan(str(tmp_path / "src"), None, options):
         video = getattr(event, "video", None)
-        if video is not None:
+        if video is not None and video.name == name:
             return dataclasses.replace(video, hash=sha)
     raise AssertionError("not found")
 
@@ -128,16 +134,6 @@ async def test_a_small_file_waits_for_the_batch_sync(
 ) -> None:
     """Below a megabyte a file's own fdatasync would cost more than its bytes: the
     batch's syncfs covers it, and it stays cached."""
-    small = tmp_path / "src" / "small.mp4"
-    small.parent.mkdir(exist_ok=True)
-    small.write_bytes(DATA[:4096])
-    os.utime(small, (time.time() - 3600,) * 2)
-    options = LocalSourceOptions(settle_seconds=0)
-    videos = [
-        e.video
-        async for e in provider.scan(str(small.parent), None, options)
-        if getattr(e, "video", None) is not None
-    ]
-    (video,) = [v for v in videos if v.name == "small.mp4"]
+    video = await _video(provider, tmp_path, None, name="small.mp4", data=DATA[:4096])
     staged = await stage(provider, video, tmp_path / "2.part", durable=True)
     assert cached_bytes(staged.path) == 4096
