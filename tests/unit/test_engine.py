@@ -190,6 +190,23 @@ async def test_sync_records_runs_and_scan_errors(services: Services, tmp_path: P
     assert source.next_scan_at is not None and source.next_scan_at > datetime.now(UTC)
 
 
+async def test_a_scan_racing_another_adds_each_video_once(
+    services: Services, tmp_path: Path, monkeypatch
+) -> None:  # type: ignore[no-untyped-def]
+    _write(tmp_path / "src" / "a.mp4", b"abc")
+    source_id = await _add(services, tmp_path / "src")
+    first = await services.engine.scan_source(source_id)
+    _write(tmp_path / "src" / "b.mp4", b"defg")
+
+    async def saw_nothing_yet(session, source_id, videos):  # type: ignore[no-untyped-def]
+        return list(videos)  # as if another worker's rows were not committed when it looked
+
+    monkeypatch.setattr(services.engine, "_unknown", saw_nothing_yet)
+    second = await services.engine.scan_source(source_id)
+    assert (first.new, second.new) == (1, 1)  # only b.mp4 is new; a.mp4 hit the unique key
+    assert sorted(v.name for v in await _rows(services)) == ["a.mp4", "b.mp4"]
+
+
 async def test_dead_workers_leases_are_taken_back(services: Services, tmp_path: Path) -> None:
     _write(tmp_path / "src" / "a.mp4", b"abc")
     source_id = await _add(services, tmp_path / "src")

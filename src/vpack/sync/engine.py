@@ -8,6 +8,7 @@ videos table's unique key and by leases.
 from __future__ import annotations
 
 import asyncio
+import importlib
 import logging
 from collections.abc import Coroutine, Iterable, Sequence
 from dataclasses import dataclass, field
@@ -15,7 +16,6 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import and_, case, func, or_, select, update
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import selectinload
 
@@ -270,11 +270,11 @@ class SyncEngine:
             videos = await self._unknown(session, source.id, videos)
             if videos:
                 rows = [self._row(source, selection, v) for v in videos]
-                stmt = self._insert(session).values(rows)
-                stmt = stmt.on_conflict_do_nothing(
-                    index_elements=["source_id", "remote_id", "revision"]
-                ).returning(Video.id)
-                added = len((await session.execute(stmt)).all())
+                # One statement, many parameter sets: SQLAlchemy sends them as
+                # multi-row INSERTs from one cached compilation. A 500-row .values()
+                # was compiled anew for every batch: 0.3 ms a row, most of a scan.
+                connection = await session.connection()
+                added = len((await connection.execute(self._insert_new(), rows)).all())
             if removed:
                 gone = await session.execute(
                     update(Video)
@@ -309,9 +309,16 @@ class SyncEngine:
         known = {(remote_id, revision) for remote_id, revision in rows}
         return [v for v in videos if (v.remote_id, v.revision) not in known]
 
-    def _insert(self, session: AsyncSession) -> Any:
-        dialect = self.db.engine.dialect.name
-        return (postgresql.insert if dialect == "postgresql" else sqlite.insert)(Video)
+    def _insert_new(self) -> Any:
+        """INSERT of new rows that skips any already there (another worker's scan)."""
+        # Only the dialect in use is imported: PostgreSQL's pulls in its drivers' modules.
+        dialect = importlib.import_module(f"sqlalchemy.dialects.{self.db.engine.dialect.name}")
+        table = Video.__table__
+        return (
+            dialect.insert(table)
+            .on_conflict_do_nothing(index_elements=["source_id", "remote_id", "revision"])
+            .returning(table.c.id)
+        )
 
     def _row(self, source: Source, selection: str, v: RemoteVideo) -> dict[str, Any]:
         camera = str(source.cameras.get(v.camera, v.camera))
