@@ -246,7 +246,10 @@ class _Bar(ProgressSink):
         self.bar: Any = None
 
     def planned(self, videos: int, total_bytes: int) -> None:
-        if videos:
+        if self.bar is not None:  # a scan found more while downloads were under way
+            self.bar.length = max(total_bytes, 1)
+            self.bar.label = f"{videos} videos"
+        elif videos:
             self.bar = click.progressbar(
                 length=max(total_bytes, 1),
                 label=f"{videos} videos",

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner, Result
 
-from vpack.cli import main
+from vpack.cli import _Bar, main
 
 
 def _write(path: Path, data: bytes) -> Path:
@@ -313,3 +313,15 @@ def test_connections_add_says_what_it_cannot_do(vpack) -> None:  # type: ignore[
     assert oauth.exit_code == 1 and "web UI" in oauth.output
     bad = vpack("connections", "add", "s3", "--set", "bucket")
     assert bad.exit_code == 2 and "KEY=VALUE" in bad.output
+
+
+def test_the_progress_bar_grows_with_what_the_scan_finds() -> None:
+    bar = _Bar()
+    bar.planned(0, 0)  # nothing waiting yet: no bar
+    assert bar.bar is None
+    bar.planned(1, 100)
+    bar.advanced(1, 60)
+    bar.planned(3, 400)  # the scan found two more while the first was downloading
+    bar.advanced(2, 40)
+    assert (bar.bar.length, bar.bar.pos, bar.bar.label) == (400, 100, "3 videos")
+    bar.close()

@@ -14,6 +14,8 @@ from sqlalchemy import select, update
 from tests.media import make_video
 from vpack import catalog
 from vpack.db.models import Source, SourceStatus, SyncRun, Video, VideoState
+from vpack.providers.base import Checkpoint, Found
+from vpack.providers.local import LocalProvider
 from vpack.services import Services
 from vpack.sync.progress import ProgressSink
 
@@ -205,6 +207,49 @@ async def test_a_scan_racing_another_adds_each_video_once(
     second = await services.engine.scan_source(source_id)
     assert (first.new, second.new) == (1, 1)  # only b.mp4 is new; a.mp4 hit the unique key
     assert sorted(v.name for v in await _rows(services)) == ["a.mp4", "b.mp4"]
+
+
+class _Plans(ProgressSink):
+    def __init__(self) -> None:
+        self.plans: list[tuple[int, int]] = []
+        self.first_done = asyncio.Event()
+
+    def planned(self, videos: int, total_bytes: int) -> None:
+        self.plans.append((videos, total_bytes))
+
+    def finished(self, video_id: int, ok: bool) -> None:
+        self.first_done.set()
+
+
+async def test_downloads_start_while_the_scan_is_still_listing(
+    services: Services, tmp_path: Path, monkeypatch
+) -> None:  # type: ignore[no-untyped-def]
+    _write(tmp_path / "src" / "a.mp4", b"abc")
+    _write(tmp_path / "src" / "b.mp4", b"defg")
+    await _add(services, tmp_path / "src")
+    progress = _Plans()
+    listing = LocalProvider.scan
+    overlapped: list[bool] = []
+
+    async def slow_listing(self, selection, cursor, options):  # type: ignore[no-untyped-def]
+        found = 0
+        async for event in listing(self, selection, cursor, options):
+            if isinstance(event, Found) and (found := found + 1) == 2:
+                # The first video is committed; a listing that goes on for a while
+                # should not hold its download back. (The timeout only ends a wait
+                # that would otherwise never end.)
+                yield Checkpoint(cursor=None, complete=False)
+                done = asyncio.wait_for(progress.first_done.wait(), 30)
+                overlapped.append(await asyncio.gather(done, return_exceptions=True) == [True])
+            yield event
+
+    monkeypatch.setattr(LocalProvider, "scan", slow_listing)
+    report = await services.engine.sync(progress=progress)
+    assert report.ok and report.total("downloaded") == 2
+    assert overlapped == [True]
+    # The plan grows as the scan finds more (the folder's listing order is the OS's).
+    assert progress.plans in ([(0, 0), (1, 3), (2, 7)], [(0, 0), (1, 4), (2, 7)])
+    assert len(_published(services)) == 2
 
 
 async def test_dead_workers_leases_are_taken_back(services: Services, tmp_path: Path) -> None:

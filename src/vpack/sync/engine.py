@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import importlib
 import logging
-from collections.abc import Coroutine, Iterable, Sequence
+from collections.abc import Callable, Coroutine, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -61,6 +61,9 @@ CLAIM_BATCH = 64
 RESULT_BATCH = 64
 RESULT_BATCH_BYTES = 512 * 1024 * 1024
 RESULT_MAX_DELAY = 1.0
+
+# Told of each batch of new rows a scan commits: (videos, bytes).
+OnFound = Callable[[int, int], None]
 
 
 @dataclass
@@ -160,8 +163,13 @@ class SyncEngine:
             await provider.aclose()
 
     # ---------------------------------------------------------------- scan
-    async def scan_source(self, source_id: int, tally: Tally | None = None) -> Tally:
-        """List what is new or gone in one source and record it (idempotent)."""
+    async def scan_source(
+        self, source_id: int, tally: Tally | None = None, found: OnFound | None = None
+    ) -> Tally:
+        """List what is new or gone in one source and record it (idempotent).
+
+        `found(videos, bytes)` hears of each batch of new rows as it is committed, so
+        downloads can start before a long listing ends."""
         async with self.db.session() as session:
             source = await _get_source(session, source_id)
             connection = source.connection
@@ -176,7 +184,7 @@ class SyncEngine:
         try:
             provider.begin_scan()
             for selection in source.selections:
-                await self._scan_selection(source, provider, selection, options, tally)
+                await self._scan_selection(source, provider, selection, options, tally, found)
         except ProviderError as exc:
             tally.error = str(exc)
             status = (
@@ -198,11 +206,28 @@ class SyncEngine:
         return tally
 
     async def _scan_selection(
-        self, source: Source, provider: Provider, selection: str, options: Any, tally: Tally
+        self,
+        source: Source,
+        provider: Provider,
+        selection: str,
+        options: Any,
+        tally: Tally,
+        found: OnFound | None,
     ) -> None:
         cursor = source.cursors.get(selection)
         seen: set[str] | None = set() if provider.features.full_listing else None
         restore = seen is None
+
+        async def record(
+            batch: Sequence[RemoteVideo], removed: Sequence[str], cursor: str | None, save: bool
+        ) -> None:
+            added, nbytes = await self._record(
+                source, selection, batch, removed, cursor, save, restore, tally
+            )
+            tally.new += added
+            if added and found is not None:
+                found(added, nbytes)
+
         batch: list[RemoteVideo] = []
         removed: list[str] = []
         filters = SourceFilters.stored(source.filters)
@@ -215,9 +240,7 @@ class SyncEngine:
                     continue
                 batch.append(event.video)
                 if len(batch) >= UPSERT_BATCH:
-                    tally.new += await self._record(
-                        source, selection, batch, [], None, False, restore, tally
-                    )
+                    await record(batch, [], None, False)
                     batch = []
             elif isinstance(event, Waiting):
                 if seen is not None:
@@ -225,16 +248,12 @@ class SyncEngine:
             elif isinstance(event, Removed):
                 removed.append(event.remote_id)
             elif isinstance(event, Checkpoint):
-                tally.new += await self._record(
-                    source, selection, batch, removed, event.cursor, True, restore, tally
-                )
+                await record(batch, removed, event.cursor, True)
                 batch, removed = [], []
                 if seen is not None and event.complete:
                     tally.removed += await self._reconcile_removals(source.id, selection, seen)
         if batch or removed:  # a provider that forgot its final Checkpoint loses nothing
-            tally.new += await self._record(
-                source, selection, batch, removed, None, False, restore, tally
-            )
+            await record(batch, removed, None, False)
 
     async def _record(
         self,
@@ -246,13 +265,13 @@ class SyncEngine:
         save_cursor: bool,
         restore: bool,
         tally: Tally,
-    ) -> int:
-        """Upsert one batch and, in the same transaction, its cursor. Returns rows added;
-        removals reported by the provider are counted in `tally`.
+    ) -> tuple[int, int]:
+        """Upsert one batch and, in the same transaction, its cursor. Returns the rows
+        added and their bytes; removals reported by the provider are counted in `tally`.
 
         `restore`: rows found again lose their removed mark (for change feeds; a
         full listing does this in its reconciliation)."""
-        added = 0
+        added = nbytes = 0
         async with self.db.transaction() as session:
             # Most of a rescan is already known: look those up (one cheap SELECT)
             # instead of compiling a 500-row INSERT that would insert nothing.
@@ -274,7 +293,8 @@ class SyncEngine:
                 # multi-row INSERTs from one cached compilation. A 500-row .values()
                 # was compiled anew for every batch: 0.3 ms a row, most of a scan.
                 connection = await session.connection()
-                added = len((await connection.execute(self._insert_new(), rows)).all())
+                inserted = (await connection.execute(self._insert_new(), rows)).all()
+                added, nbytes = len(inserted), sum(size or 0 for _, size in inserted)
             if removed:
                 gone = await session.execute(
                     update(Video)
@@ -293,7 +313,7 @@ class SyncEngine:
                 fresh = await session.get(Source, source.id)
                 if fresh is not None:
                     fresh.cursors = {**fresh.cursors, selection: cursor}
-        return added
+        return added, nbytes
 
     async def _unknown(
         self, session: AsyncSession, source_id: int, videos: Sequence[RemoteVideo]
@@ -317,7 +337,7 @@ class SyncEngine:
         return (
             dialect.insert(table)
             .on_conflict_do_nothing(index_elements=["source_id", "remote_id", "revision"])
-            .returning(table.c.id)
+            .returning(table.c.id, table.c.size)
         )
 
     def _row(self, source: Source, selection: str, v: RemoteVideo) -> dict[str, Any]:
@@ -573,8 +593,10 @@ class SyncEngine:
         stop: asyncio.Event | None = None,
         progress: ProgressSink | None = None,
         max_rate_limit_wait: float = 60.0,
+        discovery: _Discovery | None = None,
     ) -> dict[int, Tally]:
-        """Fetch claimable videos with bounded concurrency until none are left.
+        """Fetch claimable videos with bounded concurrency until none are left (and,
+        with a `discovery`, its scans have ended).
 
         Setting `stop` cancels transfers in flight: their leases are released and
         their `.part` files kept, so the next run resumes them.
@@ -584,6 +606,7 @@ class SyncEngine:
             due_only=due_only,
             progress=progress or NullProgress(),
             batch=_ResultBatch(self),
+            discovery=discovery,
         )
         stop = stop or asyncio.Event()
         heartbeat = asyncio.create_task(self._heartbeat(stop))
@@ -618,6 +641,8 @@ class SyncEngine:
         async def claimer() -> None:
             try:
                 while True:
+                    # Asked before the claim: a scan ending during it still gets one more.
+                    scanning = run.discovery is not None and run.discovery.expect_more()
                     rows = await self.claim(
                         batch,
                         source_ids=run.source_ids,
@@ -625,7 +650,10 @@ class SyncEngine:
                         exclude_connections=run.blocked,
                     )
                     if not rows:
-                        return
+                        if not scanning:
+                            return
+                        await run.discovery.found.wait()  # type: ignore[union-attr]
+                        continue
                     for row in rows:
                         queue.put_nowait(row)
                     running_low.clear()
@@ -791,11 +819,16 @@ class SyncEngine:
         runs = {s.id: await self._start_run(s.id) for s in sources}
         await self.recover_dead_workers()
         await self.requeue(by_id)
-        for source in sources:
-            await self.scan_source(source.id, by_id[source.id])
-            progress.scanned(source.id, by_id[source.id].new)
-        progress.planned(*await self.pending_bytes(by_id))
-        tallies = await self.run_downloads(by_id, due_only=True, stop=stop, progress=progress)
+        # Downloads start with what was already waiting and take each batch a scan
+        # finds as it is committed: a listing of thousands of objects takes seconds.
+        discovery = _Discovery(progress, *await self.pending_bytes(by_id))
+        scans = asyncio.create_task(self._scan_all(sources, report, progress, discovery))
+        try:
+            tallies = await self.run_downloads(
+                by_id, due_only=True, stop=stop, progress=progress, discovery=discovery
+            )
+        finally:
+            await scans  # stopped early: the scan still ends cleanly, as it always did
         for source_id, tally in tallies.items():
             mine = by_id[source_id]
             mine.downloaded += tally.downloaded
@@ -805,6 +838,20 @@ class SyncEngine:
         for tally in report.sources:
             await self._finish_run(runs[tally.source_id], tally)
         return report
+
+    async def _scan_all(
+        self,
+        sources: Sequence[Source],
+        report: SyncReport,
+        progress: ProgressSink,
+        discovery: _Discovery,
+    ) -> None:
+        try:
+            for source, tally in zip(sources, report.sources, strict=True):
+                await self.scan_source(source.id, tally, found=discovery.add)
+                progress.scanned(source.id, tally.new)
+        finally:
+            discovery.finish()
 
     async def pending_bytes(self, source_ids: Iterable[int]) -> tuple[int, int]:
         """(videos, bytes) waiting to be fetched for these sources."""
@@ -900,6 +947,34 @@ class _Run:
     connection_of: dict[int, int] = field(default_factory=dict)  # source id -> connection id
     blocked: set[int] = field(default_factory=set)  # connections paused or needing reauth
     rate_limits: _RateLimits = field(default_factory=_RateLimits)
+    discovery: _Discovery | None = None  # scans still adding rows to this run
+
+
+class _Discovery:
+    """What scans running beside the downloads have found so far: wakes the claimer
+    and keeps the progress plan up to date."""
+
+    def __init__(self, progress: ProgressSink, videos: int, nbytes: int) -> None:
+        self.progress = progress
+        self.videos, self.bytes = videos, nbytes
+        self.found = asyncio.Event()  # new rows, or the scans ended
+        self.done = False
+        progress.planned(videos, nbytes)
+
+    def add(self, videos: int, nbytes: int) -> None:
+        self.videos += videos
+        self.bytes += nbytes
+        self.progress.planned(self.videos, self.bytes)
+        self.found.set()
+
+    def finish(self) -> None:
+        self.done = True
+        self.found.set()
+
+    def expect_more(self) -> bool:
+        """Could rows still come? (Arms `found` for the next batch.)"""
+        self.found.clear()
+        return not self.done
 
 
 async def _until_stopped(work: Coroutine[Any, Any, Any], stop: asyncio.Event) -> bool:

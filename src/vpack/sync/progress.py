@@ -21,7 +21,8 @@ class ProgressSink:
         """A source's scan finished with `new` videos found."""
 
     def planned(self, videos: int, total_bytes: int) -> None:
-        """Downloads about to start: how many and how big (sizes known so far)."""
+        """What this run will fetch: how many videos and how big (sizes known so far).
+        Called again, with larger totals, as scans running beside the downloads find more."""
 
     def started(self, source_id: int, video_id: int, name: str, size: int | None) -> None:
         """A video's transfer began."""
