@@ -252,6 +252,51 @@ async def test_downloads_start_while_the_scan_is_still_listing(
     assert len(_published(services)) == 2
 
 
+class _Events(ProgressSink):
+    def __init__(self) -> None:
+        self.events: list[tuple[str, int]] = []
+        self.bytes: dict[int, int] = {}
+
+    def started(self, source_id: int, video_id: int, name: str, size: int | None) -> None:
+        self.events.append(("started", video_id))
+
+    def advanced(self, video_id: int, nbytes: int) -> None:
+        self.bytes[video_id] = self.bytes.get(video_id, 0) + nbytes
+
+    def finished(self, video_id: int, ok: bool) -> None:
+        self.events.append(("finished", video_id))
+
+
+async def test_small_videos_share_a_thread_hand_off_and_fail_alone(
+    services: Services, tmp_path: Path
+) -> None:
+    for n, name in enumerate("abcde", start=1):
+        _write(tmp_path / "src" / f"{name}.mp4", name.encode() * n)
+    source_id = await _add(services, tmp_path / "src")
+    await services.engine.scan_source(source_id)
+    (tmp_path / "src" / "c.mp4").unlink()  # gone between the listing and its download
+    services.settings.concurrency = 1
+    progress = _Events()
+    tallies = await services.engine.run_downloads(progress=progress)
+    rows = await _rows(services)
+    first, *rest = [r.id for r in rows]
+    # The first finds its source's provider on its own; the four queued behind it
+    # then move together: all started, then each finished.
+    assert progress.events == [("started", first), ("finished", first)] + [
+        ("started", i) for i in rest
+    ] + [("finished", i) for i in rest]
+    assert tallies[source_id].downloaded == 4
+    assert {r.name: r.state for r in rows} == {
+        "a.mp4": VideoState.DONE,
+        "b.mp4": VideoState.DONE,
+        "c.mp4": VideoState.SKIPPED,  # the one that failed did so alone
+        "d.mp4": VideoState.DONE,
+        "e.mp4": VideoState.DONE,
+    }
+    assert progress.bytes == {r.id: r.size for r in rows if r.name != "c.mp4"}
+    assert sorted(p.name for p in _published(services)) == ["a.mp4", "b.mp4", "d.mp4", "e.mp4"]
+
+
 async def test_dead_workers_leases_are_taken_back(services: Services, tmp_path: Path) -> None:
     _write(tmp_path / "src" / "a.mp4", b"abc")
     source_id = await _add(services, tmp_path / "src")

@@ -10,9 +10,9 @@ import logging
 import os
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Any, BinaryIO, TypeVar
 
 from vpack import media
 from vpack.providers.base import (
@@ -37,6 +37,7 @@ _SPAN_SLACK_SECONDS = 2.0
 _SPAN_SLACK_RATIO = 0.02
 
 log = logging.getLogger(__name__)
+_T = TypeVar("_T")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -288,38 +289,77 @@ async def _stage_blocking(
 ) -> Staged:
     """The whole transfer in one thread: for files on local disks, where each
     thread hand-off costs as much as copying a small file."""
-    loop = asyncio.get_running_loop()
+    relay = _ProgressRelay(asyncio.get_running_loop(), on_bytes, lockstep)
+    return await _in_thread_until_cancelled(
+        lambda cancelled: _fetch_blocking(provider, video, part, reader, durable, cancelled, relay)
+    )
+
+
+async def stage_each_blocking(
+    provider: Provider, jobs: Sequence[tuple[RemoteVideo, Path]], durable: bool = False
+) -> list[Staged | Exception]:
+    """Several small videos of one provider with a `blocking_reader`, one after the
+    other in one thread: one hand-off for all of them instead of one each. Each
+    video's outcome is its Staged file or the exception its transfer raised."""
+
+    def run(cancelled: threading.Event) -> list[Staged | Exception]:
+        outcomes: list[Staged | Exception] = []
+        for video, part in jobs:
+            if cancelled.is_set():
+                raise asyncio.CancelledError
+            reader = provider.blocking_reader(video)
+            assert reader is not None, "only providers with a blocking reader come here"
+            try:
+                outcomes.append(_fetch_blocking(provider, video, part, reader, durable, cancelled))
+            except Exception as exc:
+                outcomes.append(exc)
+        return outcomes
+
+    return await _in_thread_until_cancelled(run)
+
+
+async def _in_thread_until_cancelled(work: Callable[[threading.Event], _T]) -> _T:
+    """Run `work(cancelled)` in a thread. Cancelling the caller sets `cancelled` and
+    waits for the thread to notice it, so no `.part` is left open behind it."""
     cancelled = threading.Event()
-
-    relay = _ProgressRelay(loop, on_bytes, lockstep)
-
-    def run() -> Staged:
-        staging = _Staging(provider.features, video, part, durable)
-        try:
-            if staging.offset:
-                relay.add(staging.offset)
-                relay.flush()
-            if staging.wanted:
-                for chunk in reader(staging.offset):
-                    if cancelled.is_set():  # stopping: keep the .part for resume
-                        raise asyncio.CancelledError
-                    staging.write(chunk)
-                    relay.add(len(chunk))
-        except BaseException:
-            staging.close()
-            raise
-        finally:
-            relay.flush()  # queued before the thread's result: the loop sees it first
-        # Asked after the read: what the read showed may change the answer.
-        return staging.finish(provider.expected_hash(video))
-
-    task = asyncio.ensure_future(asyncio.to_thread(run))
+    task = asyncio.ensure_future(asyncio.to_thread(work, cancelled))
     try:
         return await asyncio.shield(task)
     except asyncio.CancelledError:
-        cancelled.set()  # the thread stops at its next chunk; wait so the .part is closed
+        cancelled.set()
         await asyncio.gather(task, return_exceptions=True)
         raise
+
+
+def _fetch_blocking(
+    provider: Provider,
+    video: RemoteVideo,
+    part: Path,
+    reader: BlockingReader,
+    durable: bool,
+    cancelled: threading.Event,
+    relay: _ProgressRelay | None = None,
+) -> Staged:
+    staging = _Staging(provider.features, video, part, durable)
+    try:
+        if staging.offset and relay is not None:
+            relay.add(staging.offset)
+            relay.flush()
+        if staging.wanted:
+            for chunk in reader(staging.offset):
+                if cancelled.is_set():  # stopping: keep the .part for resume
+                    raise asyncio.CancelledError
+                staging.write(chunk)
+                if relay is not None:
+                    relay.add(len(chunk))
+    except BaseException:
+        staging.close()
+        raise
+    finally:
+        if relay is not None:
+            relay.flush()  # queued before the thread's result: the loop sees it first
+    # Asked after the read: what the read showed may change the answer.
+    return staging.finish(provider.expected_hash(video))
 
 
 def remux_staged(staged: Staged, video: RemoteVideo, durable: bool = False) -> Staged:
