@@ -87,6 +87,37 @@ async def test_executor_syncs_on_its_interval(services: Services, tmp_path: Path
         await asyncio.wait_for(runner, 10)
 
 
+async def test_what_a_scan_finds_is_fetched_without_waiting_for_a_tick(
+    services: Services, tmp_path: Path
+) -> None:
+    src = tmp_path / "shop"
+    _write(src / "Cam1" / "a.mp4", b"first")
+    connection = await catalog.local_connection(services.db)
+    await catalog.add_source(
+        services.db,
+        services.connections,
+        connection_id=connection,
+        name="shop",
+        selections=[str(src)],
+        options={"settle_seconds": 0},
+        interval_s=3600,
+    )
+
+    async def fetched() -> bool:
+        async with services.db.session() as session:
+            states = (await session.execute(select(Video.state))).scalars().all()
+        return states == [VideoState.DONE]
+
+    stop = asyncio.Event()
+    # An hour between ticks: only the scan's own wake-up can start the download.
+    runner = asyncio.create_task(LocalExecutor(services.engine, tick_seconds=3600).run(stop))
+    try:
+        await _wait_for(fetched)
+    finally:
+        stop.set()
+        await asyncio.wait_for(runner, 10)
+
+
 async def _at_least(count, n: int) -> bool:  # type: ignore[no-untyped-def]
     return bool(await count() >= n)
 

@@ -23,7 +23,7 @@ class LocalExecutor:
         self.engine = engine
         self.tick = tick_seconds
         self.progress = progress or NullProgress()
-        self.wake = asyncio.Event()  # a scan found something to download
+        self.wake = asyncio.Event()  # a scan found something to download (or a user asked)
         self.scan_now = asyncio.Event()  # a user asked for a sync
 
     def sync_soon(self) -> None:
@@ -47,19 +47,24 @@ class LocalExecutor:
                 if stop.is_set():
                     return
                 try:
-                    tally = await self.engine.scan_source(source_id)
+                    # Each committed batch wakes the downloads: a long listing need
+                    # not end before its first videos are fetched.
+                    tally = await self.engine.scan_source(source_id, found=self._found)
                 except Exception:
                     log.exception("scan of source %s failed", source_id)
                     continue
                 if tally.error:
                     log.warning("source %s: %s", source_id, tally.error)
                 self.progress.scanned(source_id, tally.new)
-                if tally.new:
-                    self.wake.set()
             await _sleep_or(stop, self.tick, self.scan_now)
+
+    def _found(self, videos: int, nbytes: int) -> None:
+        self.wake.set()
 
     async def _download_loop(self, stop: asyncio.Event) -> None:
         while not stop.is_set():
+            # Cleared before looking, so a find during this pass wakes the next one.
+            self.wake.clear()
             try:
                 tallies = await self.engine.run_downloads(
                     due_only=True, stop=stop, progress=self.progress
@@ -76,8 +81,7 @@ class LocalExecutor:
                         tally.bytes,
                         tally.failed,
                     )
-            self.wake.clear()
-            await _sleep_or(stop, self.tick, self.scan_now)
+            await _sleep_or(stop, self.tick, self.wake)
 
 
 async def _sleep_or(stop: asyncio.Event, seconds: float, *others: asyncio.Event) -> None:
