@@ -49,7 +49,7 @@ async def _wait_for(predicate, timeout: float = 20.0) -> None:  # type: ignore[n
         await asyncio.sleep(0.05)
 
 
-async def test_executor_syncs_on_its_interval(services: Services, tmp_path: Path) -> None:
+async def _shop_with_one_video(services: Services, tmp_path: Path, interval_s: int) -> Path:
     src = tmp_path / "shop"
     _write(src / "Cam1" / "a.mp4", b"first")
     connection = await catalog.local_connection(services.db)
@@ -60,8 +60,13 @@ async def test_executor_syncs_on_its_interval(services: Services, tmp_path: Path
         name="shop",
         selections=[str(src)],
         options={"settle_seconds": 0},
-        interval_s=10,
+        interval_s=interval_s,
     )
+    return src
+
+
+async def test_executor_syncs_on_its_interval(services: Services, tmp_path: Path) -> None:
+    src = await _shop_with_one_video(services, tmp_path, interval_s=10)
 
     async def done_count() -> int:
         async with services.db.session() as session:
@@ -90,18 +95,7 @@ async def test_executor_syncs_on_its_interval(services: Services, tmp_path: Path
 async def test_what_a_scan_finds_is_fetched_without_waiting_for_a_tick(
     services: Services, tmp_path: Path
 ) -> None:
-    src = tmp_path / "shop"
-    _write(src / "Cam1" / "a.mp4", b"first")
-    connection = await catalog.local_connection(services.db)
-    await catalog.add_source(
-        services.db,
-        services.connections,
-        connection_id=connection,
-        name="shop",
-        selections=[str(src)],
-        options={"settle_seconds": 0},
-        interval_s=3600,
-    )
+    await _shop_with_one_video(services, tmp_path, interval_s=3600)
 
     async def fetched() -> bool:
         async with services.db.session() as session:
