@@ -9,6 +9,7 @@ import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import pytest
 from sqlalchemy import select, update
 
 from tests.media import make_video
@@ -295,6 +296,34 @@ async def test_small_videos_share_a_thread_hand_off_and_fail_alone(
     }
     assert progress.bytes == {r.id: r.size for r in rows if r.name != "c.mp4"}
     assert sorted(p.name for p in _published(services)) == ["a.mp4", "b.mp4", "d.mp4", "e.mp4"]
+
+
+async def test_a_sync_whose_downloads_fail_stops_its_scan(
+    services: Services, tmp_path: Path, monkeypatch
+) -> None:  # type: ignore[no-untyped-def]
+    _write(tmp_path / "src" / "a.mp4", b"abc")
+    await _add(services, tmp_path / "src")
+    listing = LocalProvider.scan
+    scan_ended: list[str] = []
+
+    async def endless_listing(self, selection, cursor, options):  # type: ignore[no-untyped-def]
+        try:
+            async for event in listing(self, selection, cursor, options):
+                yield event
+            await asyncio.Event().wait()  # a listing that never ends by itself
+        finally:
+            scan_ended.append("stopped")
+
+    async def broken_claim(*args, **kwargs):  # type: ignore[no-untyped-def]
+        raise RuntimeError("the database went away")
+
+    monkeypatch.setattr(LocalProvider, "scan", endless_listing)
+    monkeypatch.setattr(services.engine, "claim", broken_claim)
+    # The timeout only ends a wait that would otherwise never end.
+    with pytest.raises(ExceptionGroup) as failed:
+        await asyncio.wait_for(services.engine.sync(), 30)
+    assert failed.group_contains(RuntimeError, match="database went away")
+    assert scan_ended == ["stopped"]
 
 
 async def test_dead_workers_leases_are_taken_back(services: Services, tmp_path: Path) -> None:

@@ -888,8 +888,11 @@ class SyncEngine:
             tallies = await self.run_downloads(
                 by_id, due_only=True, stop=stop, progress=progress, discovery=discovery
             )
-        finally:
-            await scans  # stopped early: the scan still ends cleanly, as it always did
+        except BaseException:  # the downloads failed or were cancelled: so are the scans
+            scans.cancel()
+            await asyncio.gather(scans, return_exceptions=True)
+            raise
+        await scans  # `stop` ends the downloads early; a scan still ends cleanly, as before
         for source_id, tally in tallies.items():
             mine = by_id[source_id]
             mine.downloaded += tally.downloaded
