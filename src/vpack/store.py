@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import errno
+import functools
 import os
 import shutil
 import unicodedata
@@ -72,6 +73,12 @@ class Placement:
     name: str
 
 
+@functools.lru_cache(maxsize=4096)
+def _day_folder(source_id: int, camera: str, day: str) -> Path:
+    # The same few cameras and days come up for thousands of videos in a row.
+    return Path(str(source_id)) / safe_name(camera, "camera") / day
+
+
 class VideoStore:
     """Owns `<data>/staging` and `<data>/videos`; nothing half-written reaches the latter."""
 
@@ -96,8 +103,7 @@ class VideoStore:
         if when.tzinfo is None:  # the database hands back UTC without its zone
             when = when.replace(tzinfo=UTC)
         day = when.astimezone(self.zone).strftime("%Y/%m/%d")
-        folder = Path(str(source_id)) / safe_name(camera, "camera") / day
-        return Placement(folder=folder, name=safe_name(name))
+        return Placement(folder=_day_folder(source_id, camera, day), name=safe_name(name))
 
     def absolute(self, relative: str | Path) -> Path:
         return self.videos_dir / relative

@@ -75,6 +75,15 @@ async def test_fresh_and_resumed(provider: LocalProvider, tmp_path: Path) -> Non
     assert (tmp_path / "2.part").read_bytes() == DATA
 
 
+async def test_staging_makes_its_folder_when_it_is_missing(
+    provider: LocalProvider, tmp_path: Path
+) -> None:
+    video = await _video(provider, tmp_path, None)
+    part = tmp_path / "staging" / "removed by hand" / "1.part"
+    staged = await stage(provider, video, part)
+    assert staged.size == len(DATA) and part.read_bytes() == DATA
+
+
 async def test_wrong_hash_is_refused_and_dropped(provider: LocalProvider, tmp_path: Path) -> None:
     video = await _video(provider, tmp_path, "0" * 64)
     with pytest.raises(Transient, match="sha256 mismatch"):

@@ -93,24 +93,32 @@ def _settle(path: Path, durable: bool) -> media.Probe:
     return info
 
 
-def _already_published(part: Path) -> bool:
-    """A `.part` with a second link was verified, made durable and linked into
-    the store before a crash cut its bookkeeping short: it is complete."""
+def _links(part: Path) -> int:
+    """How many names the `.part`'s file has; 0 when there is no `.part`.
+
+    A `.part` with a second link was verified, made durable and linked into the
+    store before a crash cut its bookkeeping short: it is complete."""
     try:
-        return os.stat(part).st_nlink > 1
+        return os.stat(part).st_nlink
     except FileNotFoundError:
-        return False
+        return 0
 
 
-def _open_staging(part: Path, resume: bool, digests: _Digests) -> tuple[BinaryIO, int]:
-    part.parent.mkdir(parents=True, exist_ok=True)
-    if resume and part.exists():
+def _open_staging(
+    part: Path, resume: bool, digests: _Digests, exists: bool = True
+) -> tuple[BinaryIO, int]:
+    if resume and exists:
         offset = _hash_file(part, digests)
         return open(part, "ab"), offset
-    # Unlink rather than truncate: the old .part may share its inode with a
-    # published file, which must never be touched.
-    part.unlink(missing_ok=True)
-    return open(part, "xb"), 0
+    if exists:
+        # Unlink rather than truncate: the old .part may share its inode with a
+        # published file, which must never be touched.
+        part.unlink(missing_ok=True)
+    try:
+        return open(part, "xb"), 0
+    except FileNotFoundError:  # no staging folder yet; asked only then (a syscall per video)
+        part.parent.mkdir(parents=True, exist_ok=True)
+        return open(part, "xb"), 0
 
 
 class _Staging:
@@ -128,9 +136,10 @@ class _Staging:
         self.video = video
         self.part = part
         self.digests = _Digests(features.hash_kind)
-        self.published = _already_published(part)
+        links = _links(part)
+        self.published = links > 1
         self.handle, self.offset = _open_staging(
-            part, features.ranged_reads or self.published, self.digests
+            part, features.ranged_reads or self.published, self.digests, exists=links > 0
         )
         if video.size is not None and self.offset > video.size:
             # Longer than the whole video: not a prefix of it. Start again.
