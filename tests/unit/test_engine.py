@@ -304,10 +304,12 @@ async def test_a_sync_whose_downloads_fail_stops_its_scan(
     _write(tmp_path / "src" / "a.mp4", b"abc")
     await _add(services, tmp_path / "src")
     listing = LocalProvider.scan
+    listing_started = asyncio.Event()
     scan_ended: list[str] = []
 
     async def endless_listing(self, selection, cursor, options):  # type: ignore[no-untyped-def]
         try:
+            listing_started.set()
             async for event in listing(self, selection, cursor, options):
                 yield event
             await asyncio.Event().wait()  # a listing that never ends by itself
@@ -315,6 +317,7 @@ async def test_a_sync_whose_downloads_fail_stops_its_scan(
             scan_ended.append("stopped")
 
     async def broken_claim(*args, **kwargs):  # type: ignore[no-untyped-def]
+        await listing_started.wait()  # fail once the scan is under way
         raise RuntimeError("the database went away")
 
     monkeypatch.setattr(LocalProvider, "scan", endless_listing)
