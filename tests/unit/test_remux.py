@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import os
+import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -13,10 +15,11 @@ from tests.emulators.hikvision import IMKH_HEADER, HikvisionDevice
 from tests.media import make_recording, play_through
 from tests.pagecache import cached_bytes
 from vpack.media import RemuxError, remux_to_mp4
-from vpack.providers.base import RemoteVideo, Transient
+from vpack.providers.base import Found, RemoteVideo, Transient
+from vpack.providers.local import LocalProvider, LocalSourceOptions
 from vpack.providers.registry import build_provider
 from vpack.sync import durability
-from vpack.sync.transfer import Staged, remux_staged, stage
+from vpack.sync.transfer import Staged, remux_staged, stage, stage_each_blocking
 
 
 def _ps(path: Path, seconds: float = 3, **kwargs: object) -> Path:
@@ -144,3 +147,26 @@ async def test_stage_checks_size_before_remux_then_publishes_mp4(tmp_path: Path)
         assert (again.sha256, again.size) == (staged.sha256, staged.size)
         assert device.calls["download"] == downloads
         await provider.aclose()
+
+
+class _RecorderFolder(LocalProvider):
+    """Vendor streams read from local files: the blocking path, with a remux."""
+
+    features = dataclasses.replace(LocalProvider.features, needs_remux=True)
+
+
+async def test_vendor_streams_fetched_together_are_remuxed_like_one_alone(
+    tmp_path: Path,
+) -> None:
+    for name in ("a.ps", "b.ps"):
+        _ps(tmp_path / "src" / name)
+        os.utime(tmp_path / "src" / name, (time.time() - 3600,) * 2)
+    base = build_provider("local", {"roots": [str(tmp_path)]})
+    provider = _RecorderFolder(base.config)
+    options = LocalSourceOptions(settle_seconds=0)
+    events = [e async for e in provider.scan(str(tmp_path / "src"), None, options)]
+    videos = sorted((e.video for e in events if isinstance(e, Found)), key=lambda v: v.name)
+    jobs = [(v, tmp_path / "staging" / f"{i}.part") for i, v in enumerate(videos)]
+    outcomes = await stage_each_blocking(provider, jobs)
+    assert [o.remuxed for o in outcomes if isinstance(o, Staged)] == [True, True]
+    assert [play_through(part)[0] for _, part in jobs] == [30, 30]  # whole MP4s

@@ -730,7 +730,6 @@ class SyncEngine:
         if (
             provider is None  # the first row of a source finds its provider the usual way
             or run.progress.lockstep  # a sink acting between chunks gets every chunk
-            or provider.features.needs_remux
             or not _small(row)
             or provider.blocking_reader(_remote(row)) is None
         ):

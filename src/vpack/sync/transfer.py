@@ -309,17 +309,25 @@ async def stage_each_blocking(
 ) -> list[Staged | Exception]:
     """Several small videos of one provider with a `blocking_reader`, one after the
     other in one thread: one hand-off for all of them instead of one each. Each
-    video's outcome is its Staged file or the exception its transfer raised."""
+    video's outcome is what `stage` would give (its Staged file, remuxed where the
+    provider needs it) or the exception its transfer raised. Bytes are not reported."""
+    silent = _ProgressRelay(asyncio.get_running_loop(), None, lockstep=False)
+
+    def one(video: RemoteVideo, part: Path, cancelled: threading.Event) -> Staged:
+        reader = provider.blocking_reader(video)
+        assert reader is not None, "only providers with a blocking reader come here"
+        staged = _fetch_blocking(provider, video, part, reader, durable, cancelled, silent)
+        if provider.features.needs_remux:
+            staged = remux_staged(staged, video, durable)
+        return staged
 
     def run(cancelled: threading.Event) -> list[Staged | Exception]:
         outcomes: list[Staged | Exception] = []
         for video, part in jobs:
             if cancelled.is_set():
                 raise asyncio.CancelledError
-            reader = provider.blocking_reader(video)
-            assert reader is not None, "only providers with a blocking reader come here"
             try:
-                outcomes.append(_fetch_blocking(provider, video, part, reader, durable, cancelled))
+                outcomes.append(one(video, part, cancelled))
             except Exception as exc:
                 outcomes.append(exc)
         return outcomes
@@ -347,11 +355,11 @@ def _fetch_blocking(
     reader: BlockingReader,
     durable: bool,
     cancelled: threading.Event,
-    relay: _ProgressRelay | None = None,
+    relay: _ProgressRelay,
 ) -> Staged:
     staging = _Staging(provider.features, video, part, durable)
     try:
-        if staging.offset and relay is not None:
+        if staging.offset:
             relay.add(staging.offset)
             relay.flush()
         if staging.wanted:
@@ -359,14 +367,12 @@ def _fetch_blocking(
                 if cancelled.is_set():  # stopping: keep the .part for resume
                     raise asyncio.CancelledError
                 staging.write(chunk)
-                if relay is not None:
-                    relay.add(len(chunk))
+                relay.add(len(chunk))
     except BaseException:
         staging.close()
         raise
     finally:
-        if relay is not None:
-            relay.flush()  # queued before the thread's result: the loop sees it first
+        relay.flush()  # queued before the thread's result: the loop sees it first
     # Asked after the read: what the read showed may change the answer.
     return staging.finish(provider.expected_hash(video))
 
