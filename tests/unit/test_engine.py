@@ -210,15 +210,26 @@ async def test_a_scan_racing_another_adds_each_video_once(
     assert sorted(v.name for v in await _rows(services)) == ["a.mp4", "b.mp4"]
 
 
-class _Plans(ProgressSink):
+class _Recorder(ProgressSink):
+    """What a sync told its progress sink."""
+
     def __init__(self) -> None:
         self.plans: list[tuple[int, int]] = []
+        self.events: list[tuple[str, int]] = []
+        self.bytes: dict[int, int] = {}
         self.first_done = asyncio.Event()
 
     def planned(self, videos: int, total_bytes: int) -> None:
         self.plans.append((videos, total_bytes))
 
+    def started(self, source_id: int, video_id: int, name: str, size: int | None) -> None:
+        self.events.append(("started", video_id))
+
+    def advanced(self, video_id: int, nbytes: int) -> None:
+        self.bytes[video_id] = self.bytes.get(video_id, 0) + nbytes
+
     def finished(self, video_id: int, ok: bool) -> None:
+        self.events.append(("finished", video_id))
         self.first_done.set()
 
 
@@ -228,7 +239,7 @@ async def test_downloads_start_while_the_scan_is_still_listing(
     _write(tmp_path / "src" / "a.mp4", b"abc")
     _write(tmp_path / "src" / "b.mp4", b"defg")
     await _add(services, tmp_path / "src")
-    progress = _Plans()
+    progress = _Recorder()
     listing = LocalProvider.scan
     overlapped: list[bool] = []
 
@@ -253,21 +264,6 @@ async def test_downloads_start_while_the_scan_is_still_listing(
     assert len(_published(services)) == 2
 
 
-class _Events(ProgressSink):
-    def __init__(self) -> None:
-        self.events: list[tuple[str, int]] = []
-        self.bytes: dict[int, int] = {}
-
-    def started(self, source_id: int, video_id: int, name: str, size: int | None) -> None:
-        self.events.append(("started", video_id))
-
-    def advanced(self, video_id: int, nbytes: int) -> None:
-        self.bytes[video_id] = self.bytes.get(video_id, 0) + nbytes
-
-    def finished(self, video_id: int, ok: bool) -> None:
-        self.events.append(("finished", video_id))
-
-
 async def test_small_videos_share_a_thread_hand_off_and_fail_alone(
     services: Services, tmp_path: Path
 ) -> None:
@@ -277,7 +273,7 @@ async def test_small_videos_share_a_thread_hand_off_and_fail_alone(
     await services.engine.scan_source(source_id)
     (tmp_path / "src" / "c.mp4").unlink()  # gone between the listing and its download
     services.settings.concurrency = 1
-    progress = _Events()
+    progress = _Recorder()
     tallies = await services.engine.run_downloads(progress=progress)
     rows = await _rows(services)
     first, *rest = [r.id for r in rows]
