@@ -46,6 +46,46 @@ async def test_a_least_privilege_key_connects_lists_and_reads(locked: AuthMoto) 
         await provider.aclose()
 
 
+async def test_reads_after_the_first_carry_our_own_signature(locked: AuthMoto) -> None:
+    """Past the first read, GETs are signed by s3_sigv4, not boto3: a server that checks
+    every signature takes them for keys that need escaping and for ranges. A signature
+    it refuses costs one request more, through boto3."""
+    keys = {
+        "signed/Cam 1/clip one.mp4": b"spaces in the key",
+        "signed/Kamera-ü/видео~1.mp4": b"unicode in the key",
+        "signed/../dots.mp4": b"dots in the key",
+        "signed//double.mp4": b"a double slash",
+    }
+    admin = locked.client(locked.admin)
+    for key, data in keys.items():
+        await asyncio.to_thread(admin.put_object, Bucket=locked.bucket, Key=key, Body=data)
+    provider = build_provider("s3", locked.config(locked.reader))
+    assert isinstance(provider, S3Provider)
+    boto3_gets: list[str] = []
+    try:
+        client = await asyncio.to_thread(provider._client)
+        client.meta.events.register(
+            "before-parameter-build.s3.GetObject",
+            lambda params, **_: boto3_gets.append(params["Key"]),
+        )
+        events = [e async for e in provider.scan("signed/", None, S3SourceOptions())]
+        videos = [e.video for e in events if isinstance(e, Found)]
+        assert sorted(v.remote_id for v in videos) == sorted(keys)
+        for video in videos:
+            data = keys[video.remote_id]
+            assert b"".join([c async for c in provider.open(video)]) == data
+            assert b"".join([c async for c in provider.open(video, offset=3)]) == data[3:]
+        assert len(boto3_gets) == 1, "only the first read went through boto3"
+
+        assert provider._direct is not None and provider._direct._signer is not None
+        provider._direct._signer.region = "eu-north-1"  # a scope the server will refuse
+        first = videos[0]
+        assert b"".join([c async for c in provider.open(first)]) == keys[first.remote_id]
+        assert boto3_gets[1:] == [first.remote_id], "refused, then read through boto3"
+    finally:
+        await provider.aclose()
+
+
 async def test_a_wrong_secret_is_named(locked: AuthMoto) -> None:
     error = await _check_fails(locked.config(AccessKey(locked.reader.key_id, "wrong-secret")))
     assert "secret access key does not belong" in str(error)
