@@ -21,13 +21,35 @@ class Probe:
     error: str | None = None
 
 
-def probe(path: Path) -> Probe:
-    """What PyAV can tell about a file; a file it cannot read gives `error`, never raises."""
+def demuxer_for(head: bytes) -> str | None:
+    """The demuxer for a file that starts with `head`, when those bytes leave no doubt:
+    an ISO base media file (MP4, MOV, 3GP) opens with its `ftyp` box. Naming it
+    spares ffmpeg trying every format it knows, about half of a small file's probe."""
+    return "mp4" if head[4:8] == b"ftyp" else None
+
+
+def probe(path: Path, demuxer: str | None = None) -> Probe:
+    """What PyAV can tell about a file; a file it cannot read gives `error`, never raises.
+
+    `demuxer` (see demuxer_for) is tried first; if it cannot read the file, ffmpeg
+    probes for the format as it would without it."""
+    if demuxer is not None:
+        found = _probe(path, demuxer)
+        if found.error is None:
+            return found
+    return _probe(path, None)
+
+
+def _probe(path: Path, demuxer: str | None) -> Probe:
     try:
         # A capped probe size keeps a non-video file from costing 50 ms of CPU; real
         # recordings still give their streams and duration.
         with av.open(
-            str(path), mode="r", metadata_errors="ignore", options={"formatprobesize": "65536"}
+            str(path),
+            mode="r",
+            format=demuxer,
+            metadata_errors="ignore",
+            options={"formatprobesize": "65536"},
         ) as container:
             duration = _duration(container)
             codecs = ",".join(
@@ -111,7 +133,7 @@ def remux_to_mp4(source: Path, target: Path) -> Remuxed:
             raise RemuxError("the recording holds no video frames")
     except (av.FFmpegError, OSError, UnicodeDecodeError, ValueError) as exc:
         raise RemuxError(f"cannot remux to MP4: {_describe(exc)}") from None
-    info = probe(target)
+    info = probe(target, "mp4")
     if info.error:
         raise RemuxError(f"the remuxed MP4 is unreadable: {info.error}")
     return Remuxed(duration_s=info.duration_s, codecs=info.codecs or "", video_packets=packets)

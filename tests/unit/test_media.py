@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from tests.media import make_video
-from vpack.media import probe
+from vpack.media import demuxer_for, probe
 
 
 @pytest.mark.parametrize(
@@ -37,3 +37,34 @@ def test_unreadable_files_report_an_error(tmp_path: Path, data: bytes) -> None:
 
 def test_missing_file(tmp_path: Path) -> None:
     assert "not a readable video" in (probe(tmp_path / "nope.mp4").error or "")
+
+
+@pytest.mark.parametrize(
+    ("name", "container", "demuxer"),
+    [
+        ("a.mp4", None, "mp4"),
+        ("a.mov", None, "mp4"),
+        ("a.mkv", None, None),
+        ("a.ts", "mpegts", None),
+    ],
+)
+def test_only_iso_media_is_named_by_its_first_bytes(
+    tmp_path: Path, name: str, container: str | None, demuxer: str | None
+) -> None:
+    path = make_video(tmp_path / name, container=container)
+    assert demuxer_for(path.read_bytes()[:8]) == demuxer
+    assert demuxer_for(b"") is None
+
+
+def test_a_demuxer_that_cannot_read_the_file_falls_back_to_probing(tmp_path: Path) -> None:
+    ts = make_video(tmp_path / "a.ts", seconds=2, container="mpegts")
+    hinted = probe(ts, "mp4")
+    assert hinted == probe(ts)
+    assert hinted.error is None and hinted.codecs == "mpeg4"
+    when = datetime(2025, 6, 1, 8, 30, tzinfo=UTC)
+    mp4 = make_video(tmp_path / "a.mp4", seconds=2, creation_time=when)
+    assert probe(mp4, "mp4") == probe(mp4)
+    assert probe(mp4, "mp4").recorded_start == when
+    bad = tmp_path / "bad.mp4"
+    bad.write_bytes(b"\x00\x00\x00\x18ftypisom" + b"\xff" * 64)
+    assert (probe(bad, "mp4").error or "").startswith("not a readable video")

@@ -11,7 +11,9 @@ from pathlib import Path
 
 import pytest
 
+from tests.media import make_video
 from tests.pagecache import cached_bytes
+from vpack import media
 from vpack.providers.base import BlockingReader, Features, HashKind, RemoteVideo, Transient
 from vpack.providers.local import LocalProvider, LocalSourceOptions
 from vpack.providers.registry import build_provider
@@ -73,6 +75,30 @@ async def test_fresh_and_resumed(provider: LocalProvider, tmp_path: Path) -> Non
     resumed = await stage(provider, video, tmp_path / "2.part", on_bytes=seen.append)
     assert resumed.sha256 == staged.sha256 and seen[0] == 1_000_000
     assert (tmp_path / "2.part").read_bytes() == DATA
+
+
+async def test_the_first_bytes_written_name_the_demuxer_for_the_probe(
+    provider: LocalProvider, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A fresh MP4 is probed with the MP4 demuxer its `ftyp` names; a resumed one,
+    whose first bytes this run did not see, is probed as before. Same answer."""
+    clip = make_video(tmp_path / "made.mp4", seconds=2).read_bytes()
+    video = await _video(provider, tmp_path, hashlib.sha256(clip).hexdigest(), data=clip)
+    asked: list[str | None] = []
+    real = media._probe
+
+    def noted(path: Path, demuxer: str | None) -> media.Probe:
+        asked.append(demuxer)
+        return real(path, demuxer)
+
+    monkeypatch.setattr(media, "_probe", noted)
+    fresh = await stage(provider, video, tmp_path / "1.part")
+    assert asked == ["mp4"]
+    (tmp_path / "2.part").write_bytes(clip[:100])
+    resumed = await stage(provider, video, tmp_path / "2.part")
+    assert asked == ["mp4", None]
+    assert fresh.info == resumed.info and fresh.info is not None
+    assert fresh.info.codecs == "mpeg4" and fresh.info.duration_s
 
 
 async def test_staging_makes_its_folder_when_it_is_missing(

@@ -84,10 +84,10 @@ def _hash_file(path: Path, digests: _Digests) -> int:
     return done
 
 
-def _settle(path: Path, durable: bool) -> media.Probe:
+def _settle(path: Path, durable: bool, demuxer: str | None = None) -> media.Probe:
     """Probe a finished file, then (durable and big) send it to disk and out of the
     page cache: the probe reads it while it is still cached."""
-    info = media.probe(path)
+    info = media.probe(path, demuxer)
     if durable and path.stat().st_size >= durability.FLUSH_ALONE_FROM:
         durability.flush_and_drop(path)
     return info
@@ -147,6 +147,7 @@ class _Staging:
             self.digests = _Digests(features.hash_kind)
             self.handle, self.offset = _open_staging(part, False, self.digests)
         self.written = self.offset
+        self.head = b"" if self.offset else None  # the first bytes, when this run wrote them
 
     @property
     def wanted(self) -> bool:
@@ -155,6 +156,8 @@ class _Staging:
         return not self.published and (size is None or self.offset < size)
 
     def write(self, chunk: bytes) -> None:
+        if self.head is None:
+            self.head = bytes(chunk[:8])
         self.handle.write(chunk)
         self.digests.update(chunk)
         self.written += len(chunk)
@@ -186,7 +189,9 @@ class _Staging:
         sha256 = self.digests.sha256.hexdigest()
         if self.features.needs_remux:  # what is probed and kept is the MP4 (remux_staged)
             return Staged(self.part, self.written, sha256)
-        return Staged(self.part, self.written, sha256, info=_settle(self.part, self.durable))
+        demuxer = media.demuxer_for(self.head) if self.head else None
+        info = _settle(self.part, self.durable, demuxer)
+        return Staged(self.part, self.written, sha256, info=info)
 
 
 async def stage(
@@ -386,7 +391,7 @@ def remux_staged(staged: Staged, video: RemoteVideo, durable: bool = False) -> S
     it short), is discarded: the retry must fetch it again from the start.
     """
     if staged.remuxed:  # remuxed and linked before a crash: only the probe is missing
-        return dataclasses.replace(staged, info=staged.info or media.probe(staged.path))
+        return dataclasses.replace(staged, info=staged.info or media.probe(staged.path, "mp4"))
     part = staged.path
     made = part.with_name(part.name + ".mp4")
     made.unlink(missing_ok=True)
@@ -404,7 +409,7 @@ def remux_staged(staged: Staged, video: RemoteVideo, durable: bool = False) -> S
     except BaseException:
         made.unlink(missing_ok=True)
         raise
-    info = _settle(part, durable)
+    info = _settle(part, durable, "mp4")  # made by remux_to_mp4
     return Staged(part, size, digests.sha256.hexdigest(), remuxed=True, info=info)
 
 
