@@ -117,13 +117,21 @@ class VideoStore:
         crash in between leaves a `.part` with two links that a retry adopts.
         """
         folder = self.videos_dir / placement.folder
-        folder.mkdir(parents=True, exist_ok=True)
+        folder_made = False
         n = 1
         while True:
             name = placement.name if n == 1 else with_suffix_number(placement.name, n)
             target = folder / name
             try:
                 os.link(part, target)
+            except FileNotFoundError:
+                # Most links go into a folder made for an earlier video: make it only
+                # when the link says it is missing. Missing again: the `.part` is.
+                if folder_made:
+                    raise
+                folder.mkdir(parents=True, exist_ok=True)
+                folder_made = True
+                continue
             except FileExistsError:
                 if _same_file(part, target):  # linked before a crash: adopt it
                     break

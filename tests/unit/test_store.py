@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 from datetime import UTC, datetime
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -99,6 +100,21 @@ def test_link_adopts_its_own_earlier_link(tmp_path: Path) -> None:
     part = _part(store, 1, b"one")
     assert store.link(part, place) == store.link(part, place)
     assert sorted(p.name for p in store.absolute(place.folder).iterdir()) == ["a.mp4"]
+
+
+def test_link_makes_the_folder_it_finds_missing(tmp_path: Path) -> None:
+    store = VideoStore(tmp_path / "v", tmp_path / "s")
+    place = store.placement(1, "cam", datetime(2025, 1, 2, tzinfo=UTC), "a.mp4")
+    first = store.link(_part(store, 1, b"one"), place)
+    shutil.rmtree(store.absolute(place.folder).parent)  # the day's and month's folders
+    again = store.link(_part(store, 2, b"two"), place)
+    assert again == first and store.absolute(again).read_bytes() == b"two"
+    with pytest.raises(FileNotFoundError):
+        store.link(store.part_path(3), place)  # no such `.part`: an error, not a loop
+    other = store.placement(1, "cam", datetime(2025, 2, 1, tzinfo=UTC), "a.mp4")
+    with pytest.raises(FileNotFoundError):
+        store.link(store.part_path(3), other)
+    assert store.absolute(other.folder).is_dir()
 
 
 def test_discard_removes_only_the_part(tmp_path: Path) -> None:
