@@ -110,6 +110,17 @@ def upload_in_parts(
     )
 
 
+async def boto3_reads(provider: Any) -> list[str]:
+    """The keys an S3 provider reads through boto3 from now on, in order; reads
+    that take the direct GET (providers/s3_get.py) do not show up here."""
+    keys: list[str] = []
+    client = await asyncio.to_thread(provider._client)
+    client.meta.events.register(
+        "before-parameter-build.s3.GetObject", lambda params, **_: keys.append(params["Key"])
+    )
+    return keys
+
+
 # ---------------------------------------------------------------- moto with IAM auth on
 @dataclass(frozen=True)
 class AccessKey:

@@ -12,7 +12,7 @@ import pytest
 from sqlalchemy import select
 
 from tests.conformance.harness import videos_of
-from tests.conformance.s3_harness import S3Harness, put_many, upload_in_parts
+from tests.conformance.s3_harness import S3Harness, boto3_reads, put_many, upload_in_parts
 from vpack.db.models import Connection, VideoState
 from vpack.providers import s3 as s3_module
 from vpack.providers.base import (
@@ -311,13 +311,8 @@ async def test_plain_reads_skip_boto3_and_its_failures_fall_back_to_it(s3: S3Har
     for key, data in keys.items():
         await _put(s3, key, data)
     provider = _provider(s3)
-    boto3_gets: list[str] = []
     try:
-        client = await asyncio.to_thread(provider._client)
-        client.meta.events.register(
-            "before-parameter-build.s3.GetObject",
-            lambda params, **_: boto3_gets.append(params["Key"]),
-        )
+        boto3_gets = await boto3_reads(provider)
         videos = {v.remote_id: v for v in _found(await _scan(s3))}
         s3.proxy.reset_counts()
         for key, data in keys.items():

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 
-from tests.conformance.s3_harness import AccessKey, AuthMoto, auth_moto
+from tests.conformance.s3_harness import AccessKey, AuthMoto, auth_moto, boto3_reads
 from vpack import catalog
 from vpack.db.models import Connection, ConnectionStatus, Source, SourceStatus
 from vpack.providers.base import BadConfig, Found, ProviderError
@@ -61,13 +61,8 @@ async def test_reads_after_the_first_carry_our_own_signature(locked: AuthMoto) -
         await asyncio.to_thread(admin.put_object, Bucket=locked.bucket, Key=key, Body=data)
     provider = build_provider("s3", locked.config(locked.reader))
     assert isinstance(provider, S3Provider)
-    boto3_gets: list[str] = []
     try:
-        client = await asyncio.to_thread(provider._client)
-        client.meta.events.register(
-            "before-parameter-build.s3.GetObject",
-            lambda params, **_: boto3_gets.append(params["Key"]),
-        )
+        boto3_gets = await boto3_reads(provider)
         events = [e async for e in provider.scan("signed/", None, S3SourceOptions())]
         videos = [e.video for e in events if isinstance(e, Found)]
         assert sorted(v.remote_id for v in videos) == sorted(keys)
