@@ -4,8 +4,10 @@ blocking reader (local files). Real files on disk either way."""
 from __future__ import annotations
 
 import dataclasses
+import errno
 import hashlib
 import os
+import resource
 import time
 from pathlib import Path
 
@@ -17,7 +19,7 @@ from vpack import media
 from vpack.providers.base import BlockingReader, Features, HashKind, RemoteVideo, Transient
 from vpack.providers.local import LocalProvider, LocalSourceOptions
 from vpack.providers.registry import build_provider
-from vpack.sync.transfer import _ProgressRelay, stage
+from vpack.sync.transfer import _ProgressRelay, _Staging, stage
 
 DATA = os.urandom(3 * 1024 * 1024 + 17)
 
@@ -99,6 +101,27 @@ async def test_the_first_bytes_written_name_the_demuxer_for_the_probe(
     assert asked == ["mp4", None]
     assert fresh.info == resumed.info and fresh.info is not None
     assert fresh.info.codecs == "mpeg4" and fresh.info.duration_s
+
+
+async def test_a_short_write_is_finished_or_fails_never_dropped(
+    provider: LocalProvider, tmp_path: Path
+) -> None:
+    """Staging writes unbuffered, where the kernel may take part of a chunk. A file
+    size limit makes it do so for real (Python ignores SIGXFSZ): the first write
+    stops at the limit, and the rest of the chunk must be written or fail, not be
+    counted and hashed as if it had been written."""
+    video = await _video(provider, tmp_path, None)
+    staging = _Staging(provider.features, video, tmp_path / "1.part")
+    soft, hard = resource.getrlimit(resource.RLIMIT_FSIZE)
+    resource.setrlimit(resource.RLIMIT_FSIZE, (1000, hard))
+    try:
+        with pytest.raises(OSError) as refused:
+            staging.write(DATA[:5000])
+    finally:
+        resource.setrlimit(resource.RLIMIT_FSIZE, (soft, hard))
+        staging.close()
+    assert refused.value.errno == errno.EFBIG
+    assert (tmp_path / "1.part").stat().st_size == 1000
 
 
 async def test_staging_makes_its_folder_when_it_is_missing(

@@ -11,8 +11,9 @@ import os
 import threading
 import time
 from collections.abc import Callable, Sequence
+from io import FileIO
 from pathlib import Path
-from typing import Any, BinaryIO, TypeVar
+from typing import Any, TypeVar
 
 from vpack import media
 from vpack.providers.base import (
@@ -84,11 +85,11 @@ def _hash_file(path: Path, digests: _Digests) -> int:
     return done
 
 
-def _settle(path: Path, durable: bool, demuxer: str | None = None) -> media.Probe:
-    """Probe a finished file, then (durable and big) send it to disk and out of the
-    page cache: the probe reads it while it is still cached."""
+def _settle(path: Path, size: int, durable: bool, demuxer: str | None = None) -> media.Probe:
+    """Probe a finished file of `size` bytes, then (durable and big) send it to disk
+    and out of the page cache: the probe reads it while it is still cached."""
     info = media.probe(path, demuxer)
-    if durable and path.stat().st_size >= durability.FLUSH_ALONE_FROM:
+    if durable and size >= durability.FLUSH_ALONE_FROM:
         durability.flush_and_drop(path)
     return info
 
@@ -106,19 +107,21 @@ def _links(part: Path) -> int:
 
 def _open_staging(
     part: Path, resume: bool, digests: _Digests, exists: bool = True
-) -> tuple[BinaryIO, int]:
+) -> tuple[FileIO, int]:
+    """The `.part` opened for writing, and where its bytes continue. Unbuffered: the
+    chunks are large, and a buffer would only add two system calls per file."""
     if resume and exists:
         offset = _hash_file(part, digests)
-        return open(part, "ab"), offset
+        return open(part, "ab", buffering=0), offset
     if exists:
         # Unlink rather than truncate: the old .part may share its inode with a
         # published file, which must never be touched.
         part.unlink(missing_ok=True)
     try:
-        return open(part, "xb"), 0
+        return open(part, "xb", buffering=0), 0
     except FileNotFoundError:  # no staging folder yet; asked only then (a syscall per video)
         part.parent.mkdir(parents=True, exist_ok=True)
-        return open(part, "xb"), 0
+        return open(part, "xb", buffering=0), 0
 
 
 class _Staging:
@@ -158,7 +161,9 @@ class _Staging:
     def write(self, chunk: bytes) -> None:
         if self.head is None:
             self.head = bytes(chunk[:8])
-        self.handle.write(chunk)
+        done = self.handle.write(chunk)
+        while done < len(chunk):  # an unbuffered write may stop short of the chunk
+            done += self.handle.write(memoryview(chunk)[done:])
         self.digests.update(chunk)
         self.written += len(chunk)
 
@@ -190,7 +195,7 @@ class _Staging:
         if self.features.needs_remux:  # what is probed and kept is the MP4 (remux_staged)
             return Staged(self.part, self.written, sha256)
         demuxer = media.demuxer_for(self.head) if self.head else None
-        info = _settle(self.part, self.durable, demuxer)
+        info = _settle(self.part, self.written, self.durable, demuxer)
         return Staged(self.part, self.written, sha256, info=info)
 
 
@@ -409,7 +414,7 @@ def remux_staged(staged: Staged, video: RemoteVideo, durable: bool = False) -> S
     except BaseException:
         made.unlink(missing_ok=True)
         raise
-    info = _settle(part, durable, "mp4")  # made by remux_to_mp4
+    info = _settle(part, size, durable, "mp4")  # made by remux_to_mp4
     return Staged(part, size, digests.sha256.hexdigest(), remuxed=True, info=info)
 
 
