@@ -109,9 +109,16 @@ class RemuxError(Exception):
 
 @dataclass(frozen=True)
 class Remuxed:
-    duration_s: float | None
-    codecs: str  # of the MP4, e.g. "h264,aac"
+    info: Probe  # of the MP4: what is kept, so nobody needs to probe it again
     video_packets: int
+
+    @property
+    def duration_s(self) -> float | None:
+        return self.info.duration_s
+
+    @property
+    def codecs(self) -> str:  # e.g. "h264,aac"
+        return self.info.codecs or ""
 
 
 def remux_to_mp4(source: Path, target: Path) -> Remuxed:
@@ -136,7 +143,7 @@ def remux_to_mp4(source: Path, target: Path) -> Remuxed:
     info = probe(target, "mp4")
     if info.error:
         raise RemuxError(f"the remuxed MP4 is unreadable: {info.error}")
-    return Remuxed(duration_s=info.duration_s, codecs=info.codecs or "", video_packets=packets)
+    return Remuxed(info=info, video_packets=packets)
 
 
 class _Copied:

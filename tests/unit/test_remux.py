@@ -14,6 +14,7 @@ import pytest
 from tests.emulators.hikvision import IMKH_HEADER, HikvisionDevice
 from tests.media import make_recording, play_through
 from tests.pagecache import cached_bytes
+from vpack import media
 from vpack.media import RemuxError, remux_to_mp4
 from vpack.providers.base import Found, RemoteVideo, Transient
 from vpack.providers.local import LocalProvider, LocalSourceOptions
@@ -81,6 +82,22 @@ def test_remux_staged_replaces_the_part_with_the_mp4(tmp_path: Path) -> None:
     assert staged.size == part.stat().st_size
     assert play_through(part)[0] == 40
     assert sorted(p.name for p in tmp_path.iterdir()) == ["7.part"]
+
+
+def test_the_remuxed_mp4_is_probed_once(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """remux_to_mp4 probes what it made to check it; staging keeps that answer."""
+    probed: list[str | None] = []
+    real = media._probe
+
+    def noted(path: Path, demuxer: str | None) -> media.Probe:
+        probed.append(demuxer)
+        return real(path, demuxer)
+
+    monkeypatch.setattr(media, "_probe", noted)
+    part = _ps(tmp_path / "9.part", seconds=4)
+    staged = remux_staged(Staged(part, part.stat().st_size, "vendor"), _video(4))
+    assert probed == ["mp4"]
+    assert staged.info == media.probe(part) and staged.info.codecs == "h264,aac"
 
 
 def test_a_durable_remux_leaves_the_mp4_on_disk_not_in_the_cache(

@@ -86,12 +86,18 @@ def _hash_file(path: Path, digests: _Digests) -> int:
 
 
 def _settle(path: Path, size: int, durable: bool, demuxer: str | None = None) -> media.Probe:
-    """Probe a finished file of `size` bytes, then (durable and big) send it to disk
-    and out of the page cache: the probe reads it while it is still cached."""
+    """Probe a finished file of `size` bytes, then settle it (_flush_if_big): the
+    probe reads it while it is still cached."""
     info = media.probe(path, demuxer)
+    _flush_if_big(path, size, durable)
+    return info
+
+
+def _flush_if_big(path: Path, size: int, durable: bool) -> None:
+    """A durable big file goes to disk now and out of the page cache; small ones
+    wait for the batch's syncfs."""
     if durable and size >= durability.FLUSH_ALONE_FROM:
         durability.flush_and_drop(path)
-    return info
 
 
 def _links(part: Path) -> int:
@@ -414,8 +420,8 @@ def remux_staged(staged: Staged, video: RemoteVideo, durable: bool = False) -> S
     except BaseException:
         made.unlink(missing_ok=True)
         raise
-    info = _settle(part, size, durable, "mp4")  # made by remux_to_mp4
-    return Staged(part, size, digests.sha256.hexdigest(), remuxed=True, info=info)
+    _flush_if_big(part, size, durable)  # remux_to_mp4 has probed the MP4 already
+    return Staged(part, size, digests.sha256.hexdigest(), remuxed=True, info=result.info)
 
 
 def _check_span(result: media.Remuxed, video: RemoteVideo) -> None:
