@@ -9,6 +9,9 @@ from typing import BinaryIO
 
 import av
 import numpy as np
+import pytest
+
+from vpack import media
 
 
 def make_video(
@@ -124,3 +127,16 @@ def play_through(path: Path) -> tuple[int, float, set[str]]:
         decoded = sum(1 for _ in container.decode(video=0))
     assert declared in (0, decoded), f"{path.name}: {decoded} of {declared} frames decode"
     return decoded, duration, kinds
+
+
+def record_probes(monkeypatch: pytest.MonkeyPatch) -> list[str | None]:
+    """From now on, the demuxer each real probe is opened with (None: ffmpeg guesses)."""
+    asked: list[str | None] = []
+    real = media._probe
+
+    def noted(path: Path, demuxer: str | None) -> media.Probe:
+        asked.append(demuxer)
+        return real(path, demuxer)
+
+    monkeypatch.setattr(media, "_probe", noted)
+    return asked

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from tests.emulators.hikvision import IMKH_HEADER, HikvisionDevice
-from tests.media import make_recording, play_through
+from tests.media import make_recording, play_through, record_probes
 from tests.pagecache import cached_bytes
 from vpack import media
 from vpack.media import RemuxError, remux_to_mp4
@@ -86,14 +86,7 @@ def test_remux_staged_replaces_the_part_with_the_mp4(tmp_path: Path) -> None:
 
 def test_the_remuxed_mp4_is_probed_once(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """remux_to_mp4 probes what it made to check it; staging keeps that answer."""
-    probed: list[str | None] = []
-    real = media._probe
-
-    def noted(path: Path, demuxer: str | None) -> media.Probe:
-        probed.append(demuxer)
-        return real(path, demuxer)
-
-    monkeypatch.setattr(media, "_probe", noted)
+    probed = record_probes(monkeypatch)
     part = _ps(tmp_path / "9.part", seconds=4)
     staged = remux_staged(Staged(part, part.stat().st_size, "vendor"), _video(4))
     assert probed == ["mp4"]

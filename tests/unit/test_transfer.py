@@ -13,9 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.media import make_video
+from tests.media import make_video, record_probes
 from tests.pagecache import cached_bytes
-from vpack import media
 from vpack.providers.base import BlockingReader, Features, HashKind, RemoteVideo, Transient
 from vpack.providers.local import LocalProvider, LocalSourceOptions
 from vpack.providers.registry import build_provider
@@ -86,14 +85,7 @@ async def test_the_first_bytes_written_name_the_demuxer_for_the_probe(
     whose first bytes this run did not see, is probed as before. Same answer."""
     clip = make_video(tmp_path / "made.mp4", seconds=2).read_bytes()
     video = await _video(provider, tmp_path, hashlib.sha256(clip).hexdigest(), data=clip)
-    asked: list[str | None] = []
-    real = media._probe
-
-    def noted(path: Path, demuxer: str | None) -> media.Probe:
-        asked.append(demuxer)
-        return real(path, demuxer)
-
-    monkeypatch.setattr(media, "_probe", noted)
+    asked = record_probes(monkeypatch)
     fresh = await stage(provider, video, tmp_path / "1.part")
     assert asked == ["mp4"]
     (tmp_path / "2.part").write_bytes(clip[:100])
