@@ -123,6 +123,7 @@ class S3FaultProxy:
     def __init__(self, upstream: str) -> None:
         self.upstream = upstream.rstrip("/")
         self.counts: Counter[str] = Counter()
+        self.clients: set[tuple[str, int]] = set()  # (host, port): one per client connection
         self.ranges: list[str | None] = []  # the Range header of each GetObject, in order
         self.regions: dict[str, str] = {}
         self.kms_keys: set[str] = set()  # "/bucket/key" of objects whose ETag is no MD5
@@ -184,6 +185,7 @@ class S3FaultProxy:
         with self._lock:
             self.counts.clear()
             self.ranges.clear()
+            self.clients.clear()
 
     # ------------------------------------------------------------ serving
     async def _app(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
@@ -200,6 +202,8 @@ class S3FaultProxy:
         header = {k.lower(): v for k, v in headers}
         with self._lock:
             self.counts[operation] += 1
+            if scope.get("client"):
+                self.clients.add(tuple(scope["client"]))
             if operation == "GetObject":
                 self.ranges.append(header.get("range"))
             failing = self._faults.fail_left > 0

@@ -378,3 +378,27 @@ def test_the_direct_get_takes_the_url_boto3_used() -> None:
         direct.learn("Cam 1/ü~x.mp4")
         assert direct.ready and direct._base == base
     assert not DirectGet(minio, None).available, "without keys every read goes through boto3"
+
+
+async def test_reads_one_after_another_keep_their_connection(s3: S3Harness) -> None:
+    """Real S3 keeps connections open: a new one per object would cost a TCP (and TLS)
+    handshake each. Reads one after another, through boto3 and then the direct GET,
+    whole or resumed, all go over the connection the first one opened."""
+    keys = [f"{s3.prefix}cam/clip-{i:02d}.mp4" for i in range(8)]
+    await asyncio.to_thread(put_many, s3.client, s3.bucket, keys, b"0123456789")
+    provider = _provider(s3)
+    try:
+        boto3_gets = await boto3_reads(provider)
+        videos = _found(await _scan(s3))
+        s3.proxy.reset_counts()
+
+        def read(video: RemoteVideo, offset: int) -> bytes:
+            return b"".join(provider.blocking_reader(video)(offset))
+
+        for video in videos:
+            assert await asyncio.to_thread(read, video, 0) == b"0123456789"
+            assert await asyncio.to_thread(read, video, 4) == b"456789"
+        assert len(boto3_gets) == 1 and s3.proxy.counts["GetObject"] == 16
+        assert len(s3.proxy.clients) == 1, "every read went over the same connection"
+    finally:
+        await provider.aclose()
