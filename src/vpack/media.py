@@ -5,9 +5,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import av
+if TYPE_CHECKING:
+    # PyAV is imported where a file is first probed or remuxed: it costs 35-60 ms
+    # of start-up, and most commands (and a sync with nothing new) never need it.
+    import av
 
 # Tags muxers use for the wall-clock start of a recording.
 _START_TAGS = ("creation_time", "date", "DATE_RECORDED", "com.apple.quicktime.creationdate")
@@ -41,6 +44,8 @@ def probe(path: Path, demuxer: str | None = None) -> Probe:
 
 
 def _probe(path: Path, demuxer: str | None) -> Probe:
+    import av
+
     try:
         # A capped probe size keeps a non-video file from costing 50 ms of CPU; real
         # recordings still give their streams and duration.
@@ -64,6 +69,8 @@ def _probe(path: Path, demuxer: str | None) -> Probe:
 
 
 def _duration(container: av.container.InputContainer) -> float | None:
+    import av
+
     if container.duration is not None and container.duration > 0:
         return round(container.duration / av.time_base, 3)
     best: float | None = None
@@ -130,6 +137,8 @@ def remux_to_mp4(source: Path, target: Path) -> Remuxed:
     own stream copy does. Raises RemuxError; `target` is then left incomplete
     and is the caller's to remove.
     """
+    import av
+
     try:
         with av.open(str(source), mode="r", metadata_errors="ignore") as given:
             if not given.streams.video:
@@ -174,6 +183,8 @@ class _ToAac:
     """An audio stream MP4 cannot carry, decoded and re-encoded to AAC."""
 
     def __init__(self, given: av.audio.stream.AudioStream, made: av.container.OutputContainer):
+        import av
+
         channels = given.codec_context.channels or 1
         layout = "mono" if channels == 1 else "stereo"
         rate = given.codec_context.sample_rate or 8000
@@ -192,6 +203,8 @@ class _ToAac:
 
 
 def _copy_streams(given: av.container.InputContainer, made: av.container.OutputContainer) -> int:
+    import av
+
     copied: dict[int, _Copied] = {}
     encoded: dict[int, _ToAac] = {}
     for stream in given.streams:

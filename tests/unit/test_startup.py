@@ -36,3 +36,12 @@ def test_an_unknown_provider_names_every_known_one() -> None:
         get_provider_class("ftp")
     for name in ("google_drive", "hikvision", "local", "s3"):
         assert name in str(caught.value)
+
+
+def test_pyav_is_loaded_by_the_first_probe_not_by_start_up() -> None:
+    assert "av" not in _modules_after("import vpack.cli, vpack.services, vpack.sync.engine")
+    probed = _modules_after(
+        "from pathlib import Path\nfrom vpack import media\n"
+        "assert media.probe(Path('/nonexistent.mp4')).error"
+    )
+    assert "av" in probed
