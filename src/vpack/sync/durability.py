@@ -4,11 +4,12 @@ big files one by one, out of the page cache."""
 from __future__ import annotations
 
 import ctypes
-import ctypes.util
 import os
 from pathlib import Path
 
-_libc = ctypes.CDLL(ctypes.util.find_library("c") or None, use_errno=True)
+# The symbols this process already has, libc's among them: find_library("c") would
+# run `ldconfig -p` in a subprocess at every start (2 ms, and a fork of this process).
+_libc = ctypes.CDLL(None, use_errno=True)
 _syncfs = getattr(_libc, "syncfs", None)
 
 
