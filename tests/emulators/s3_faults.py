@@ -39,6 +39,7 @@ import threading
 import uuid
 from collections import Counter
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, unquote
 
@@ -143,8 +144,9 @@ class S3FaultProxy:
     def url(self) -> str:
         return self._server.base_url
 
-    def start(self) -> S3FaultProxy:
-        self._server.start()
+    def start(self, *, certfile: Path | None = None, keyfile: Path | None = None) -> S3FaultProxy:
+        """Serve plain HTTP, or HTTPS with this certificate (an S3-compatible store's own CA)."""
+        self._server.start(certfile=certfile, keyfile=keyfile)
         return self
 
     def stop(self) -> None:

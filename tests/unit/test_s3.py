@@ -382,8 +382,9 @@ def test_the_direct_get_takes_the_url_boto3_used() -> None:
 
 async def test_reads_one_after_another_keep_their_connection(s3: S3Harness) -> None:
     """Real S3 keeps connections open: a new one per object would cost a TCP (and TLS)
-    handshake each. Reads one after another, through boto3 and then the direct GET,
-    whole or resumed, all go over the connection the first one opened."""
+    handshake each. The first read goes through boto3, over its connection; the reads
+    after it, whole or resumed, from whichever thread, go through libcurl and all over
+    the one connection it opened."""
     keys = [f"{s3.prefix}cam/clip-{i:02d}.mp4" for i in range(8)]
     await asyncio.to_thread(put_many, s3.client, s3.bucket, keys, b"0123456789")
     provider = _provider(s3)
@@ -399,6 +400,77 @@ async def test_reads_one_after_another_keep_their_connection(s3: S3Harness) -> N
             assert await asyncio.to_thread(read, video, 0) == b"0123456789"
             assert await asyncio.to_thread(read, video, 4) == b"456789"
         assert len(boto3_gets) == 1 and s3.proxy.counts["GetObject"] == 16
-        assert len(s3.proxy.clients) == 1, "every read went over the same connection"
+        assert len(s3.proxy.clients) == 2, "boto3's connection, then libcurl's for the rest"
     finally:
         await provider.aclose()
+
+
+async def test_a_small_read_cut_short_keeps_what_came_and_resumes_after_it(
+    s3: S3Harness,
+) -> None:
+    """Through libcurl too, a cut keeps the bytes that arrived: they are handed on
+    before the error, and the retry asks only for the rest."""
+    keys = [f"{s3.prefix}cam/first.mp4", f"{s3.prefix}cam/second.mp4"]
+    data = os.urandom(200_000)
+    await asyncio.to_thread(put_many, s3.client, s3.bucket, keys, data)
+    provider = _provider(s3)
+    try:
+        boto3_gets = await boto3_reads(provider)
+        first, second = sorted(_found(await _scan(s3)), key=lambda v: v.remote_id)
+
+        def read(video: RemoteVideo, offset: int, into: list[bytes]) -> None:
+            for chunk in provider.blocking_reader(video)(offset):
+                into.append(chunk)
+
+        await asyncio.to_thread(read, first, 0, [])
+        s3.proxy.reset_counts()
+        s3.proxy.cut_next_download(after_bytes=70_000)
+        got: list[bytes] = []
+        with pytest.raises(Transient, match="cut short"):
+            await asyncio.to_thread(read, second, 0, got)
+        assert b"".join(got) == data[:70_000], "what came before the cut is handed on"
+        rest: list[bytes] = []
+        await asyncio.to_thread(read, second, 70_000, rest)
+        assert b"".join(rest) == data[70_000:]
+        assert s3.proxy.ranges == [None, "bytes=70000-"]
+        assert boto3_gets == [first.remote_id], "both reads of the second went through libcurl"
+    finally:
+        await provider.aclose()
+
+
+async def test_small_reads_over_tls_check_the_certificate_as_boto3_does(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An S3-compatible store with its own CA (AWS_CA_BUNDLE): libcurl trusts what
+    boto3 trusts, and refuses a certificate that CA did not sign."""
+    from tests.emulators.s3_faults import S3FaultProxy
+    from tests.emulators.serving import self_signed_certificate
+    from vpack.providers.s3_get import DirectGet
+
+    certfile, keyfile = self_signed_certificate(tmp_path)
+    other_ca, _ = self_signed_certificate(tmp_path / "other")
+    monkeypatch.setenv("AWS_CA_BUNDLE", str(certfile))
+    harness = await asyncio.to_thread(S3Harness, tmp_path)
+    tls = S3FaultProxy(harness.proxy.upstream)
+    await asyncio.to_thread(tls.start, certfile=certfile, keyfile=keyfile)
+    provider = _provider(harness, endpoint_url=tls.url)
+    try:
+        assert tls.url.startswith("https://")
+        keys = [f"{harness.prefix}cam/clip-{i}.mp4" for i in range(3)]
+        await asyncio.to_thread(put_many, harness.client, harness.bucket, keys, b"over tls")
+        boto3_gets = await boto3_reads(provider)
+        videos = _found(await _scan(harness))
+        for video in videos:
+            assert b"".join([c async for c in provider.open(video)]) == b"over tls"
+        assert len(boto3_gets) == 1 and tls.counts["GetObject"] == 3
+
+        direct = provider._direct
+        assert isinstance(direct, DirectGet) and direct._ca_bundle == str(certfile)
+        direct._ca_bundle, direct._idle = str(other_ca), []  # new handles trust another CA
+        with pytest.raises(Transient, match=r"SSL certificate .*self-signed"):
+            [c async for c in provider.open(videos[0])]
+        assert len(boto3_gets) == 1, "the refusal is not retried around the check"
+    finally:
+        await provider.aclose()
+        await asyncio.to_thread(tls.stop)
+        await harness.aclose()

@@ -57,7 +57,7 @@ from vpack.providers.base import (
 )
 from vpack.providers.local import VIDEO_EXTENSIONS
 from vpack.providers.registry import register
-from vpack.providers.s3_get import DirectGet
+from vpack.providers.s3_get import DirectGet, FetchFailed
 
 log = logging.getLogger(__name__)
 
@@ -68,6 +68,9 @@ _READ_BYTES = 1024 * 1024
 _PARALLEL_FROM = 32 * 1024 * 1024
 _RANGE_BYTES = 4 * 1024 * 1024
 _RANGES_IN_FLIGHT = 4
+# Reads of at most this many bytes (small objects, the ranges above) are fetched whole,
+# through libcurl (s3_get): the per-request cost then matters most.
+_FETCH_AT_MOST = _RANGE_BYTES
 _PLAIN_MD5 = re.compile(r"[0-9a-f]{32}")  # multipart ETags are "md5-of-md5s-N": no content hash
 # Objects here need a restore before GetObject works (Glacier Instant Retrieval does not).
 _ARCHIVED = frozenset({"GLACIER", "DEEP_ARCHIVE"})
@@ -370,34 +373,80 @@ class S3Provider(Provider):
             params["Range"] = f"bytes={offset}-"
         elif whole_checksum:
             params["ChecksumMode"] = "ENABLED"
+        if video.size is not None and video.size - offset <= _FETCH_AT_MOST:
+            try:
+                data = self._fetch(video, params)
+            except FetchFailed as exc:
+                if exc.received:
+                    yield exc.received  # a prefix of the object: the retry resumes after it
+                raise self._fetch_error(video, exc) from None
+            if data is not None:
+                if data:
+                    yield data
+                return
         yield from self._body(video, self._get(video, params))
 
     def _get_params(self, video: RemoteVideo) -> dict[str, Any]:
         return {"Key": video.remote_id, "IfMatch": f'"{video.revision}"'}
 
-    def _get(self, video: RemoteVideo, params: dict[str, Any]) -> StreamingBody:
-        """The object's body; S3's errors as ours."""
-        got = self._get_direct(params)
+    def _get(
+        self, video: RemoteVideo, params: dict[str, Any], direct: bool = True
+    ) -> StreamingBody:
+        """The object's body; S3's errors as ours. `direct=False`: ask boto3 now."""
+        got = self._get_direct(params) if direct else None
         if got is None:
             response = self._call("get_object", **params)
             if self._direct is not None:
                 self._direct.learn(params["Key"])
             got = response["Body"], response["ResponseMetadata"]["HTTPHeaders"]
         body, headers = got
+        self._note_encryption(video, headers)
+        return body
+
+    def _fetch(self, video: RemoteVideo, params: dict[str, Any]) -> bytes | None:
+        """A bounded read whole, through libcurl (see s3_get); None when it must go
+        through `_get`: before boto3's first read, or with a checksum to validate."""
+        headers = self._direct_headers(params)
+        if headers is None:
+            return None
+        assert self._direct is not None
+        got = self._direct.fetch(params["Key"], headers)
+        if got is None:  # not the object: boto3 asks again and tells what it is
+            return b"".join(self._body(video, self._get(video, params, direct=False)))
+        data, response_headers = got
+        self._note_encryption(video, response_headers)
+        return data
+
+    def _fetch_error(self, video: RemoteVideo, exc: FetchFailed) -> ProviderError:
+        where = self.config.endpoint_url or "S3"
+        if not exc.reached:
+            return Transient(f"cannot reach {where}: check the endpoint URL and the network")
+        if exc.cut:
+            return Transient(f"{video.path}: download cut short ({exc})")
+        return Transient(f"{where}: {exc}")  # TLS refused, no answer: as boto3's errors read
+
+    def _note_encryption(self, video: RemoteVideo, headers: Mapping[str, str]) -> None:
         if video.hash and headers.get("x-amz-server-side-encryption", "").startswith("aws:kms"):
             log.info("%s is SSE-KMS encrypted: its ETag is no MD5", video.path)
             self._etag_not_md5.add((video.remote_id, video.revision))
-        return body
 
-    def _get_direct(self, params: dict[str, Any]) -> tuple[StreamingBody, Mapping[str, str]] | None:
-        """A plain GET without boto3 (see s3_get); None when boto3 must do it: a
-        checksum to validate, or an answer other than the object."""
+    def _direct_headers(self, params: dict[str, Any]) -> dict[str, str] | None:
+        """The headers of a plain GET without boto3 (see s3_get); None when boto3 must
+        do it: before its first read, or with a checksum to validate."""
         self._client()
         if self._direct is None or not self._direct.ready or "ChecksumMode" in params:
             return None
         headers = {"If-Match": params["IfMatch"]}
         if "Range" in params:
             headers["Range"] = params["Range"]
+        return headers
+
+    def _get_direct(self, params: dict[str, Any]) -> tuple[StreamingBody, Mapping[str, str]] | None:
+        """A plain streamed GET without boto3 (see s3_get); None when boto3 must do it."""
+        headers = self._direct_headers(params)
+        if headers is None:
+            return None
+        assert self._direct is not None
         try:
             return self._direct.get(params["Key"], headers)
         except BotoCoreError as exc:
@@ -430,7 +479,12 @@ class S3Provider(Provider):
 
     def _fetch_range(self, video: RemoteVideo, start: int, end: int) -> bytes:
         params = {**self._get_params(video), "Range": f"bytes={start}-{end}"}
-        data = b"".join(self._body(video, self._get(video, params)))
+        try:
+            data = self._fetch(video, params)
+        except FetchFailed as exc:
+            raise self._fetch_error(video, exc) from None
+        if data is None:
+            data = b"".join(self._body(video, self._get(video, params)))
         if len(data) != end - start + 1:
             raise Transient(f"{video.path}: range {start}-{end} came back with {len(data)} bytes")
         return data

@@ -8,6 +8,13 @@ timeouts and connection pool), so only the request line and its signature are ou
 The URL and the signing region are the ones botocore used for a first read
 through boto3: its endpoint rules are not derived again.
 
+Reads of a known, bounded length (small objects, the ranges of large ones) go
+through libcurl (`fetch`), the rest stream through botocore's session (`get`).
+For a 64 KiB object urllib3 and http.client cost about 0.5 ms of CPU per request,
+most of it Python parsing the response headers; libcurl does that in C, 0.23 ms
+(bench/s3, 4 threads x 2,000 GETs against moto). Streams keep urllib3, whose
+body reads as it arrives; libcurl would hand it over only when complete.
+
 Only successes are taken from this path. Any other answer (an error, a redirect)
 returns None and the caller asks boto3, which parses the error and retries as it
 always does: one request more on a path that is failing anyway.
@@ -20,10 +27,28 @@ from collections.abc import Mapping
 from typing import Any
 from urllib.parse import quote, urlsplit
 
+import pycurl
 from botocore.awsrequest import AWSPreparedRequest
+from botocore.httpsession import get_cert_path
 from botocore.response import StreamingBody
 
 from vpack.providers.s3_sigv4 import ALGORITHM, GetSigner, Keys
+
+# libcurl's errors for a server it never reached (DNS, refused, proxy), as opposed to
+# one that stopped answering part-way.
+_UNREACHED = frozenset(
+    {pycurl.E_COULDNT_RESOLVE_HOST, pycurl.E_COULDNT_RESOLVE_PROXY, pycurl.E_COULDNT_CONNECT}
+)
+
+
+class FetchFailed(Exception):
+    """A fetch that did not complete. `reached`: a connection was made; `cut`: the
+    object had begun to arrive, and `received` holds its bytes so far (a prefix to
+    resume from)."""
+
+    def __init__(self, message: str, received: bytes, *, reached: bool, cut: bool) -> None:
+        super().__init__(message)
+        self.received, self.reached, self.cut = received, reached, cut
 
 
 class DirectGet:
@@ -38,7 +63,19 @@ class DirectGet:
         self._base_path = ""  # its path, which the signature covers
         self._signer: GetSigner | None = None
         self._sent = threading.local()  # this thread's last boto3 GetObject request
+        # Idle libcurl handles, each keeping its connection open for the next fetch,
+        # whichever thread makes it.
+        self._idle: list[pycurl.Curl] = []
+        self._idle_lock = threading.Lock()
         client.meta.events.register("before-send.s3.GetObject", self._note_request)
+        # The TLS settings of the boto3 client (AWS_CA_BUNDLE, verify=False) hold for
+        # libcurl too: the CA bundle botocore would use, or no check where it makes none.
+        verify = getattr(self._http, "_verify", True)
+        self._ca_bundle: str | None = get_cert_path(verify) if verify is not False else None
+        self._timeouts = (
+            client.meta.config.connect_timeout,
+            client.meta.config.read_timeout,
+        )
 
     def _note_request(self, request: Any, **_: Any) -> None:
         self._sent.request = request  # returns None: botocore then sends it as usual
@@ -71,6 +108,67 @@ class DirectGet:
     def ready(self) -> bool:
         return self.available and self._base is not None
 
+    def _signed(self, key: str, headers: dict[str, str]) -> tuple[str, dict[str, str]]:
+        """The URL of `key` and the headers that sign a GET of it."""
+        assert self._base is not None and self._signer is not None
+        # botocore quotes a key the same way: '/' stays, so does '~'; '..' and '//' are
+        # sent as they are (S3 keys are not paths), and S3's signature does not
+        # normalise them either.
+        quoted = quote(key, safe="/~")
+        frozen = self._credentials.get_frozen_credentials()  # refreshed if they expire
+        keys = Keys(frozen.access_key, frozen.secret_key, frozen.token)
+        return self._base + quoted, self._signer.headers(self._base_path + quoted, keys, headers)
+
+    def fetch(self, key: str, headers: dict[str, str]) -> tuple[bytes, Mapping[str, str]] | None:
+        """The whole answer in memory, through libcurl: for reads of a bounded length.
+        The body and response headers (names in lower case) on a 200 or 206; None
+        otherwise. Raises FetchFailed when the connection fails or breaks off."""
+        url, signed = self._signed(key, headers)
+        curl = self._take_curl()
+        body: list[bytes] = []
+        lines: list[bytes] = []
+        curl.setopt(pycurl.URL, url)
+        # An empty "Accept:" keeps libcurl's default one out: only signed headers go.
+        curl.setopt(pycurl.HTTPHEADER, [f"{k}: {v}" for k, v in signed.items()] + ["Accept:"])
+        curl.setopt(pycurl.WRITEFUNCTION, body.append)
+        curl.setopt(pycurl.HEADERFUNCTION, lines.append)
+        try:
+            curl.perform()
+        except pycurl.error as exc:
+            code, message = exc.args[0], str(exc.args[-1])
+            cut = curl.getinfo(pycurl.RESPONSE_CODE) in (200, 206)
+            received = b"".join(body) if cut else b""
+            reached = code not in _UNREACHED
+            raise FetchFailed(message, received, reached=reached, cut=cut) from None
+        else:
+            status = curl.getinfo(pycurl.RESPONSE_CODE)
+            data = b"".join(body) if status in (200, 206) else None
+        finally:
+            body.clear()  # the idle handle still holds this list: no bytes left in it
+            with self._idle_lock:
+                self._idle.append(curl)
+        return None if data is None else (data, _header_fields(lines))
+
+    def _take_curl(self) -> pycurl.Curl:
+        with self._idle_lock:
+            if self._idle:
+                return self._idle.pop()
+        curl = pycurl.Curl()
+        connect_timeout, read_timeout = self._timeouts
+        curl.setopt(pycurl.NOSIGNAL, 1)  # timeouts without SIGALRM: we are in threads
+        # S3 keys are not paths: "a/../b" is its own object, signed as written.
+        curl.setopt(pycurl.PATH_AS_IS, 1)
+        curl.setopt(pycurl.CONNECTTIMEOUT_MS, int(connect_timeout * 1000))
+        # botocore's read timeout: no byte for that long ends the read.
+        curl.setopt(pycurl.LOW_SPEED_LIMIT, 1)
+        curl.setopt(pycurl.LOW_SPEED_TIME, max(1, int(read_timeout)))
+        if self._ca_bundle is None:
+            curl.setopt(pycurl.SSL_VERIFYPEER, 0)
+            curl.setopt(pycurl.SSL_VERIFYHOST, 0)
+        else:
+            curl.setopt(pycurl.CAINFO, self._ca_bundle)
+        return curl
+
     def get(
         self, key: str, headers: dict[str, str]
     ) -> tuple[StreamingBody, Mapping[str, str]] | None:
@@ -78,15 +176,9 @@ class DirectGet:
 
         Raises botocore's connection errors (EndpointConnectionError, timeouts) as
         boto3 would."""
-        assert self._http is not None and self._base is not None and self._signer is not None
-        # botocore quotes a key the same way: '/' stays, so does '~'; '..' and '//' are
-        # sent as they are (S3 keys are not paths), and S3's signature does not
-        # normalise them either.
-        quoted = quote(key, safe="/~")
-        frozen = self._credentials.get_frozen_credentials()  # refreshed if they expire
-        keys = Keys(frozen.access_key, frozen.secret_key, frozen.token)
-        signed = self._signer.headers(self._base_path + quoted, keys, headers)
-        request = AWSPreparedRequest("GET", self._base + quoted, signed, None, True)
+        assert self._http is not None
+        url, signed = self._signed(key, headers)
+        request = AWSPreparedRequest("GET", url, signed, None, True)
         response = self._http.send(request)
         if response.status_code not in (200, 206):
             response.raw.drain_conn()
@@ -95,6 +187,16 @@ class DirectGet:
         length = response.headers.get("content-length")
         body = StreamingBody(response.raw, int(length) if length else None)
         return body, response.headers  # botocore's, whose look-ups ignore case
+
+
+def _header_fields(lines: list[bytes]) -> dict[str, str]:
+    """Response header lines as received (status line first) as a dict, names in lower case."""
+    fields: dict[str, str] = {}
+    for line in lines:
+        name, colon, value = line.decode("latin-1").partition(":")
+        if colon:
+            fields[name.strip().lower()] = value.strip()
+    return fields
 
 
 def _signed_region(authorization: str | bytes | None) -> str | None:
