@@ -6,6 +6,7 @@ import asyncio
 import hashlib
 import os
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -65,11 +66,15 @@ async def _put(s3: S3Harness, key: str, data: bytes, **extra: str) -> None:
 
 async def test_scan_pages_past_a_thousand_keys(s3: S3Harness) -> None:
     keys = [f"{s3.prefix}Cam{i % 3}/clip-{i:04d}.mp4" for i in range(2500)]
+    before = datetime.now(UTC).replace(microsecond=0)
     await asyncio.to_thread(put_many, s3.client, s3.bucket, keys, b"x")
+    after = datetime.now(UTC)
     s3.proxy.reset_counts()
     found = _found(await _scan(s3))
     assert sorted(v.remote_id for v in found) == sorted(keys)
     assert {v.camera for v in found} == {"Cam0", "Cam1", "Cam2"}
+    stamps = {v.modified_at for v in found}
+    assert all(t is not None and before <= t <= after for t in stamps), "LastModified, in UTC"
     assert s3.proxy.counts["ListObjectsV2"] == 3, "1,000 keys a page, each page read once"
 
 

@@ -12,10 +12,12 @@ import threading
 from collections import deque
 from collections.abc import AsyncIterator, Callable, Generator, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
+from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urlsplit
 
 import boto3
+import botocore.session
 from botocore.config import Config as BotoConfig
 from botocore.exceptions import (
     BotoCoreError,
@@ -166,10 +168,17 @@ class S3Provider(Provider):
                     # Newer SDK checksum defaults break several S3-compatible stores.
                     options["request_checksum_calculation"] = "when_required"
                     options["response_checksum_validation"] = "when_required"
+                core = botocore.session.Session()
+                # Timestamps stay as S3 sent them (ISO 8601), as the AWS CLI keeps them:
+                # botocore's parser (dateutil) took 40 ms of every 1,000-key listing
+                # page; the one timestamp used is parsed in _event.
+                factory = core.get_component("response_parser_factory")
+                factory.set_parser_defaults(timestamp_parser=str)
                 session = boto3.session.Session(
                     aws_access_key_id=cfg.access_key_id,
                     aws_secret_access_key=cfg.secret_access_key.get_secret_value(),
                     region_name=cfg.region,
+                    botocore_session=core,
                 )
                 client = session.client(
                     "s3", endpoint_url=cfg.endpoint_url, config=BotoConfig(**options)
@@ -350,7 +359,7 @@ class S3Provider(Provider):
                 camera=first if sep and first else default_camera,
                 size=obj.get("Size"),
                 hash=etag.lower() if _PLAIN_MD5.fullmatch(etag.lower()) else None,
-                modified_at=obj.get("LastModified"),
+                modified_at=_timestamp(obj.get("LastModified")),
                 path=key,
             )
         )
@@ -524,6 +533,17 @@ class S3Provider(Provider):
         if self._client_obj is not None:
             await asyncio.to_thread(self._client_obj.close)
         await super().aclose()
+
+
+def _timestamp(value: str | None) -> datetime | None:
+    """A listing's LastModified ("2026-11-25T06:17:27.000Z") as a datetime in UTC."""
+    if not value:
+        return None
+    try:
+        return datetime.fromisoformat(value).astimezone(UTC)
+    except ValueError:
+        log.warning("unreadable LastModified %r", value)
+        return None
 
 
 def _float(value: str | None) -> float | None:
