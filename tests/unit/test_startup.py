@@ -45,3 +45,31 @@ def test_pyav_is_loaded_by_the_first_probe_not_by_start_up() -> None:
         "assert media.probe(Path('/nonexistent.mp4')).error"
     )
     assert "av" in probed
+
+
+def test_the_vpack_command_imports_with_the_collector_paused_then_resumes_it() -> None:
+    """The installed `vpack` runs vpack.launch: the CLI's imports run with the
+    collector off, what they made is frozen, and the collector is on again after."""
+    from importlib.metadata import entry_points
+
+    (script,) = [e for e in entry_points(group="console_scripts") if e.name == "vpack"]
+    assert script.value == "vpack.launch:main"
+    code = (
+        "import gc, sys\n"
+        "collecting = []\n"
+        "def note(event, args):\n"
+        "    if event == 'import' and args[0].startswith('sqlalchemy'):\n"
+        "        collecting.append(gc.isenabled())\n"
+        "sys.addaudithook(note)\n"
+        "import vpack.launch\n"
+        "sys.argv = ['vpack', '--version']\n"
+        "try:\n"
+        "    vpack.launch.main()\n"
+        "except SystemExit:\n"
+        "    pass\n"
+        "print(len(collecting) > 100, any(collecting), gc.isenabled(), gc.get_freeze_count() > 0)\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    ).stdout
+    assert out.split()[-4:] == ["True", "False", "True", "True"]
