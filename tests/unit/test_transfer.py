@@ -8,9 +8,7 @@ import errno
 import hashlib
 import os
 import resource
-import threading
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -20,7 +18,7 @@ from tests.pagecache import cached_bytes
 from vpack.providers.base import BlockingReader, Features, HashKind, RemoteVideo, Transient
 from vpack.providers.local import LocalProvider, LocalSourceOptions
 from vpack.providers.registry import build_provider
-from vpack.sync.transfer import Staged, _ProgressRelay, _Staging, stage, stage_each_blocking
+from vpack.sync.transfer import _ProgressRelay, _Staging, stage
 
 DATA = os.urandom(3 * 1024 * 1024 + 17)
 
@@ -189,77 +187,3 @@ async def test_a_small_file_waits_for_the_batch_sync(
     video = await _video(provider, tmp_path, None, name="small.mp4", data=DATA[:4096])
     staged = await stage(provider, video, tmp_path / "2.part", durable=True)
     assert cached_bytes(staged.path) == 4096
-
-
-class NetworkFolder(LocalProvider):
-    """Local files read as if each read waited on a server (`read_ahead`): every read
-    is logged with its thread and how many reads were under way at once, and one
-    file can be made to break off part-way, as a cut connection does."""
-
-    features = dataclasses.replace(LocalProvider.features, read_ahead=True)
-
-    def __init__(self, config: object) -> None:
-        super().__init__(config)  # type: ignore[arg-type]
-        self.reads: list[tuple[str, int, int]] = []  # (name, offset, thread)
-        self.most_at_once = 0
-        self.cut: dict[str, int] = {}  # name -> bytes handed on before the break
-        self._under_way = 0
-        self._lock = threading.Lock()
-
-    def blocking_reader(self, video: RemoteVideo) -> BlockingReader:
-        plain = super().blocking_reader(video)
-
-        def read(offset: int) -> Iterator[bytes]:
-            with self._lock:
-                self.reads.append((video.name, offset, threading.get_ident()))
-                self._under_way += 1
-                self.most_at_once = max(self.most_at_once, self._under_way)
-            try:
-                time.sleep(0.02)  # the round trip
-                data = b"".join(plain(offset))
-                if video.name in self.cut:
-                    yield data[: self.cut.pop(video.name)]
-                    raise Transient(f"{video.name}: download cut short")
-                yield data
-            finally:
-                with self._lock:
-                    self._under_way -= 1
-
-        return read
-
-
-async def test_a_batch_reads_the_next_video_while_it_stages_the_last(tmp_path: Path) -> None:
-    """With `read_ahead`, the reads of a batch run in a helper thread, one at a time,
-    each started once the last one ended (while the batch stages it); a read that breaks off
-    hands on what came, so the `.part` keeps it; a `.part` already there is read
-    from where it ends, in turn."""
-    base = build_provider("local", {"roots": [str(tmp_path)]})
-    provider = NetworkFolder(base.config)
-    files = {f"clip-{i}.mp4": os.urandom(50_000 + i) for i in range(5)}
-    videos = [await _video(provider, tmp_path, None, name, data) for name, data in files.items()]
-    jobs = [(v, tmp_path / "staging" / f"{v.name}.part") for v in videos]
-    (tmp_path / "staging").mkdir()
-    jobs[3][1].write_bytes(files["clip-3.mp4"][:1000])  # an earlier run's .part
-    provider.cut["clip-1.mp4"] = 30_000
-
-    outcomes = await stage_each_blocking(provider, jobs)
-
-    assert isinstance(outcomes[1], Transient)
-    assert jobs[1][1].read_bytes() == files["clip-1.mp4"][:30_000], "kept for the resume"
-    staged = [o for o in outcomes if isinstance(o, Staged)]
-    assert [s.path.read_bytes() for s in staged] == [
-        files[name] for name in ("clip-0.mp4", "clip-2.mp4", "clip-3.mp4", "clip-4.mp4")
-    ]
-    assert [(name, offset) for name, offset, _ in provider.reads] == [
-        ("clip-0.mp4", 0),
-        ("clip-1.mp4", 0),
-        ("clip-2.mp4", 0),
-        ("clip-3.mp4", 1000),
-        ("clip-4.mp4", 0),
-    ]
-    ahead, in_turn = (
-        {t for _, _, t in provider.reads[:3] + provider.reads[4:]},
-        provider.reads[3][2],
-    )
-    assert len(ahead) == 1 and in_turn not in ahead, "the .part's own read: in turn, by the batch"
-    assert provider.most_at_once == 1

@@ -95,9 +95,6 @@ class Features:
     full_listing: bool = True  # each scan lists everything: unseen rows are removals
     time_indexed: bool = False  # recordings are time ranges on channels
     needs_remux: bool = False  # bytes arrive in a vendor container (PS, DAV, FLV, TS)
-    # Each read waits on a network round trip: in a batch of small videos, the next
-    # one's bytes are fetched while the last one is written, hashed and probed.
-    read_ahead: bool = False
     page_size: int = 1000
 
 

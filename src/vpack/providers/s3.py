@@ -133,9 +133,7 @@ class S3Provider(Provider):
     label = "Amazon S3"
     description = "A bucket on Amazon S3 or an S3-compatible store (MinIO, Wasabi, R2, B2, Ceph)."
     auth = AuthKind.KEYS
-    features = Features(
-        ranged_reads=True, hash_kind=HashKind.MD5, full_listing=True, read_ahead=True
-    )
+    features = Features(ranged_reads=True, hash_kind=HashKind.MD5, full_listing=True)
     Config = S3Config
     SourceOptions = S3SourceOptions
 

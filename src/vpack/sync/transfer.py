@@ -5,13 +5,12 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import dataclasses
-import functools
 import hashlib
 import logging
 import os
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from io import FileIO
 from pathlib import Path
 from typing import Any, TypeVar
@@ -330,9 +329,9 @@ async def stage_each_blocking(
     provider needs it) or the exception its transfer raised. Bytes are not reported."""
     silent = _ProgressRelay(asyncio.get_running_loop(), None, lockstep=False)
 
-    def one(
-        video: RemoteVideo, part: Path, cancelled: threading.Event, reader: BlockingReader
-    ) -> Staged:
+    def one(video: RemoteVideo, part: Path, cancelled: threading.Event) -> Staged:
+        reader = provider.blocking_reader(video)
+        assert reader is not None, "only providers with a blocking reader come here"
         staged = _fetch_blocking(provider, video, part, reader, durable, cancelled, silent)
         if provider.features.needs_remux:
             staged = remux_staged(staged, video, durable)
@@ -340,90 +339,16 @@ async def stage_each_blocking(
 
     def run(cancelled: threading.Event) -> list[Staged | Exception]:
         outcomes: list[Staged | Exception] = []
-        with _ReadAhead(provider, jobs, cancelled) as readers:
-            for (video, part), reader in zip(jobs, readers, strict=True):
-                if cancelled.is_set():
-                    raise asyncio.CancelledError
-                try:
-                    outcomes.append(one(video, part, cancelled, reader))
-                except Exception as exc:
-                    outcomes.append(exc)
+        for video, part in jobs:
+            if cancelled.is_set():
+                raise asyncio.CancelledError
+            try:
+                outcomes.append(one(video, part, cancelled))
+            except Exception as exc:
+                outcomes.append(exc)
         return outcomes
 
     return await _in_thread_until_cancelled(run)
-
-
-class _ReadAhead:
-    """The readers of a batch of small videos, for providers whose reads wait on the
-    network (`Features.read_ahead`): while one video is written, hashed and probed,
-    the next one's bytes are already on their way, so the batch keeps one request
-    in flight instead of one now and then. Never more than one: the next read
-    starts when the last one has ended. A video with a `.part` to resume is read
-    in turn, from where its `.part` ends."""
-
-    def __init__(
-        self,
-        provider: Provider,
-        jobs: Sequence[tuple[RemoteVideo, Path]],
-        cancelled: threading.Event,
-    ) -> None:
-        self.provider, self.jobs, self.cancelled = provider, jobs, cancelled
-        self.pool: concurrent.futures.ThreadPoolExecutor | None = None
-        if provider.features.read_ahead and len(jobs) > 1:
-            self.pool = concurrent.futures.ThreadPoolExecutor(1, "read-ahead")
-
-    def __enter__(self) -> Iterator[BlockingReader]:
-        return self._readers()
-
-    def __exit__(self, *exc: object) -> None:
-        if self.pool is not None:
-            self.pool.shutdown(wait=True, cancel_futures=True)
-
-    def _readers(self) -> Iterator[BlockingReader]:
-        if self.pool is None:
-            yield from (self._reader(video) for video, _ in self.jobs)
-            return
-        ahead = self.pool.submit(self._read_whole, *self.jobs[0])
-        for index in range(len(self.jobs)):
-            reader, read = ahead.result()
-            more = index + 1 < len(self.jobs)
-            if read and more:  # its bytes are in: the next read may start
-                ahead = self.pool.submit(self._read_whole, *self.jobs[index + 1])
-            yield reader
-            if not read and more:  # read in turn, by the caller: now it has ended
-                ahead = self.pool.submit(self._read_whole, *self.jobs[index + 1])
-
-    def _reader(self, video: RemoteVideo) -> BlockingReader:
-        reader = self.provider.blocking_reader(video)
-        assert reader is not None, "only providers with a blocking reader come here"
-        return reader
-
-    def _read_whole(self, video: RemoteVideo, part: Path) -> tuple[BlockingReader, bool]:
-        """A reader of what was just read of the video from its start, and True; or,
-        for a video with a `.part` (read later, from where it ends) or when stopping,
-        its reader as it is, and False."""
-        reader = self._reader(video)
-        if self.cancelled.is_set() or part.exists():
-            return reader, False
-        chunks: list[bytes] = []
-        error: Exception | None = None
-        try:
-            chunks.extend(reader(0))
-        except Exception as exc:  # handed on after the bytes that came: kept for resume
-            error = exc
-        return functools.partial(_replay, chunks, error, reader), True
-
-
-def _replay(
-    chunks: list[bytes], error: Exception | None, reader: BlockingReader, offset: int
-) -> Iterator[bytes]:
-    """What a read ahead got, as the reader would have given it from `offset` 0."""
-    if offset:  # staging resumes after all (not expected: there was no .part)
-        yield from reader(offset)
-        return
-    yield from chunks
-    if error is not None:
-        raise error
 
 
 async def _in_thread_until_cancelled(work: Callable[[threading.Event], _T]) -> _T:
