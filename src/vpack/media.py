@@ -48,13 +48,18 @@ def _probe(path: Path, demuxer: str | None) -> Probe:
 
     try:
         # A capped probe size keeps a non-video file from costing 50 ms of CPU; real
-        # recordings still give their streams and duration.
+        # recordings still give their streams and duration. Decoders skip every
+        # frame: what is kept (codecs, duration, start time) comes from the
+        # container, and finding stream info otherwise decodes several frames of
+        # each video (a 1080p H.264 clip: 4.3 -> 0.7 ms of CPU). The option reaches
+        # the decoders of formats that name their streams in the header (MP4, MKV,
+        # TS, AVI); MPEG-PS finds its streams by decoding, as before.
         with av.open(
             str(path),
             mode="r",
             format=demuxer,
             metadata_errors="ignore",
-            options={"formatprobesize": "65536"},
+            options={"formatprobesize": "65536", "skip_frame": "all"},
         ) as container:
             duration = _duration(container)
             codecs = ",".join(

@@ -20,6 +20,34 @@ def test_duration_and_codec(tmp_path: Path, name: str, container: str | None) ->
     assert info.duration_s is not None and abs(info.duration_s - 3.0) < 0.25
 
 
+@pytest.mark.parametrize(
+    ("name", "container", "codec"),
+    [
+        ("a.mp4", None, "libx264"),
+        ("a.mkv", None, "libx265"),
+        ("a.ts", "mpegts", "libx264"),
+        ("a.avi", None, "libx264"),
+        ("a.vob", "vob", "mpeg2video"),
+    ],
+)
+def test_probing_without_decoding_finds_what_decoding_finds(
+    tmp_path: Path, name: str, container: str | None, codec: str
+) -> None:
+    """The probe has decoders skip every frame; what it reports is what an open
+    that decodes frames to learn the streams reports."""
+    import av
+
+    path = make_video(
+        tmp_path / name, seconds=2, fps=10, size=(320, 240), container=container, codec=codec
+    )
+    info = probe(path)
+    with av.open(str(path)) as full:
+        duration = round(full.duration / av.time_base, 3)
+        codecs = ",".join(s.codec_context.name for s in full.streams)
+    assert (info.error, info.duration_s, info.codecs) == (None, duration, codecs)
+    assert info.codecs == codec.removeprefix("lib").replace("x264", "h264").replace("x265", "hevc")
+
+
 def test_recording_start_from_creation_time(tmp_path: Path) -> None:
     when = datetime(2024, 12, 31, 23, 59, 1, tzinfo=UTC)
     info = probe(make_video(tmp_path / "a.mp4", creation_time=when))
