@@ -479,3 +479,47 @@ async def test_small_reads_over_tls_check_the_certificate_as_boto3_does(
         await provider.aclose()
         await asyncio.to_thread(tls.stop)
         await harness.aclose()
+
+
+async def test_small_reads_take_the_proxy_boto3_takes(
+    s3: S3Harness, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An endpoint behind a proxy named in HTTP_PROXY (upper case, which libcurl alone
+    would ignore for http://): the listing, boto3's first read and libcurl's reads
+    all go through it; with NO_PROXY naming the host, none do."""
+    from tests.emulators.forward_proxy import ForwardProxy
+
+    keys = [f"{s3.prefix}cam/clip-{i}.mp4" for i in range(3)]
+    await asyncio.to_thread(put_many, s3.client, s3.bucket, keys, b"via proxy")
+    for name in ("http_proxy", "HTTP_PROXY", "no_proxy", "NO_PROXY", "ALL_PROXY", "all_proxy"):
+        monkeypatch.delenv(name, raising=False)
+    with ForwardProxy() as proxy:
+        monkeypatch.setenv("HTTP_PROXY", proxy.url)
+        provider = _provider(s3)
+        try:
+            boto3_gets = await boto3_reads(provider)
+            videos = [e.video for e in await _scan_with(provider, s3) if isinstance(e, Found)]
+            for video in videos:
+                assert b"".join([c async for c in provider.open(video)]) == b"via proxy"
+            assert len(boto3_gets) == 1, "the reads after the first went through libcurl"
+            # (The fault proxy's own client, httpx, also takes HTTP_PROXY to reach moto.)
+            ours = [url for url in proxy.forwarded if url.startswith(s3.proxy.url)]
+            assert len([url for url in ours if "/cam/clip-" in url]) == 3
+            assert any("list-type=2" in url for url in ours)
+        finally:
+            await provider.aclose()
+
+        monkeypatch.setenv("NO_PROXY", "127.0.0.1")
+        proxy.forwarded.clear()
+        direct = _provider(s3)
+        try:
+            videos = [e.video for e in await _scan_with(direct, s3) if isinstance(e, Found)]
+            for video in videos:
+                assert b"".join([c async for c in direct.open(video)]) == b"via proxy"
+            assert not [url for url in proxy.forwarded if url.startswith(s3.proxy.url)]
+        finally:
+            await direct.aclose()
+
+
+async def _scan_with(provider: S3Provider, s3: S3Harness) -> list[ScanEvent]:
+    return [e async for e in provider.scan(s3.selection(), None, S3SourceOptions())]

@@ -62,6 +62,7 @@ class DirectGet:
         self._base: str | None = None  # the object URL without the key
         self._base_path = ""  # its path, which the signature covers
         self._signer: GetSigner | None = None
+        self._proxy: str | None = None  # what libcurl goes through (None: no proxy)
         self._sent = threading.local()  # this thread's last boto3 GetObject request
         # Idle libcurl handles, each keeping its connection open for the next fetch,
         # whichever thread makes it.
@@ -97,6 +98,11 @@ class DirectGet:
         parts = urlsplit(base)
         self._signer = GetSigner(_host(parts.scheme, parts.hostname, parts.port), region)
         self._base_path = parts.path
+        # The proxy botocore chose for this endpoint (HTTP(S)_PROXY less NO_PROXY, read
+        # as urllib reads them): libcurl's own reading of the environment differs
+        # (it ignores an upper-case HTTP_PROXY), and both stacks must take one route.
+        proxy_config = getattr(self._http, "_proxy_config", None)
+        self._proxy = proxy_config.proxy_url_for(base) if proxy_config is not None else None
         self._base = base
 
     @property
@@ -162,6 +168,7 @@ class DirectGet:
         # botocore's read timeout: no byte for that long ends the read.
         curl.setopt(pycurl.LOW_SPEED_LIMIT, 1)
         curl.setopt(pycurl.LOW_SPEED_TIME, max(1, int(read_timeout)))
+        curl.setopt(pycurl.PROXY, self._proxy or "")  # "": none, whatever the environment says
         if self._ca_bundle is None:
             curl.setopt(pycurl.SSL_VERIFYPEER, 0)
             curl.setopt(pycurl.SSL_VERIFYHOST, 0)
