@@ -47,9 +47,13 @@ def _provider(s3: S3Harness, **changes: object) -> S3Provider:
 async def _scan(s3: S3Harness) -> list[ScanEvent]:
     provider = _provider(s3)
     try:
-        return [e async for e in provider.scan(s3.selection(), None, S3SourceOptions())]
+        return await _scan_with(provider, s3)
     finally:
         await provider.aclose()
+
+
+async def _scan_with(provider: S3Provider, s3: S3Harness) -> list[ScanEvent]:
+    return [e async for e in provider.scan(s3.selection(), None, S3SourceOptions())]
 
 
 def _md5(data: bytes) -> str:
@@ -498,7 +502,7 @@ async def test_small_reads_take_the_proxy_boto3_takes(
         provider = _provider(s3)
         try:
             boto3_gets = await boto3_reads(provider)
-            videos = [e.video for e in await _scan_with(provider, s3) if isinstance(e, Found)]
+            videos = _found(await _scan_with(provider, s3))
             for video in videos:
                 assert b"".join([c async for c in provider.open(video)]) == b"via proxy"
             assert len(boto3_gets) == 1, "the reads after the first went through libcurl"
@@ -513,13 +517,9 @@ async def test_small_reads_take_the_proxy_boto3_takes(
         proxy.forwarded.clear()
         direct = _provider(s3)
         try:
-            videos = [e.video for e in await _scan_with(direct, s3) if isinstance(e, Found)]
+            videos = _found(await _scan_with(direct, s3))
             for video in videos:
                 assert b"".join([c async for c in direct.open(video)]) == b"via proxy"
             assert not [url for url in proxy.forwarded if url.startswith(s3.proxy.url)]
         finally:
             await direct.aclose()
-
-
-async def _scan_with(provider: S3Provider, s3: S3Harness) -> list[ScanEvent]:
-    return [e async for e in provider.scan(s3.selection(), None, S3SourceOptions())]
