@@ -13,6 +13,8 @@ import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import urlsplit
 
+from tests.emulators.serving import Emulator
+
 # Hop-by-hop headers (RFC 9110, section 7.6.1) are not forwarded.
 _HOP = frozenset(
     {
@@ -28,7 +30,7 @@ _HOP = frozenset(
 )
 
 
-class ForwardProxy:
+class ForwardProxy(Emulator):
     def __init__(self) -> None:
         self.forwarded: list[str] = []
         proxy = self
@@ -64,10 +66,10 @@ class ForwardProxy:
         self.url = f"http://127.0.0.1:{self._server.server_address[1]}"
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
 
-    def __enter__(self) -> ForwardProxy:
+    def start(self) -> ForwardProxy:
         self._thread.start()
         return self
 
-    def __exit__(self, *exc: object) -> None:
+    def stop(self) -> None:
         self._server.shutdown()
         self._server.server_close()
