@@ -2,6 +2,7 @@
 
     .venv/bin/python -m bench.s3.ab --objects 2000 --rounds 6 HEAD~1 .    # rclone too
     .venv/bin/python -m bench.s3.ab --no-rclone 59916ba .
+    .venv/bin/python -m bench.s3.ab --objects 1000 --rounds 2 --delay-ms 10 HEAD~1 .
 
 Each revision is checked out in a git worktree under the work dir ("." is the
 working tree as it is) and run with this checkout's virtualenv, through the
@@ -10,11 +11,15 @@ alternates from round to round: the second `vpack sync` of a round runs about
 0.1 s and 0.25 CPU-seconds slower than the first, whatever its code, so a fixed
 order would favour the first revision. rclone, if asked for, runs last in each
 round. Prints each run, then the medians of wall time and CPU seconds.
+
+`--delay-ms D` puts moto behind a relay that holds every chunk D ms each way
+(bench/s3/delay.py): a far endpoint, where each small object costs a round trip.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import shutil
 import statistics
 import subprocess
@@ -23,7 +28,8 @@ from pathlib import Path
 
 from bench.local.data import TreeSpec
 from bench.local.run import REPO
-from bench.s3.run import Bench, parse_args
+from bench.s3.delay import DelayRelay
+from bench.s3.run import Bench, Case, parse_args
 
 # The revision's own entry point: vpack.launch where it exists, vpack.cli before it.
 _ENTRY = (
@@ -68,6 +74,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--objects", type=int, default=2000, help="64 KiB objects (2000)")
     parser.add_argument("--rounds", type=int, default=6)
     parser.add_argument("--no-rclone", action="store_true", help="leave rclone out")
+    parser.add_argument("--delay-ms", type=float, default=0, help="added each way (0)")
     parser.add_argument("--workdir", type=Path, default=Path("/tmp/vpack-bench-s3-ab"))
     args = parser.parse_args(argv)
     if not args.no_rclone and shutil.which("rclone") is None:
@@ -89,24 +96,33 @@ def _compare(commands: dict[str, str], args: argparse.Namespace, workdir: Path) 
         spec = TreeSpec(f"s3-b-{args.objects}", args.objects, 64 * 1024, 64 * 1024, 4, "mp4")
         bench.scale = (spec,)  # the one case: upload() makes the bucket for the first
         case = bench.upload(spec)
-        walls: dict[str, list[float]] = {name: [] for name in [*commands, "rclone"]}
-        cpus: dict[str, list[float]] = {name: [] for name in walls}
-        for attempt in range(args.rounds):
-            order = list(commands) if attempt % 2 == 0 else list(reversed(commands))
-            for revision in order:
-                bench.vpack = commands[revision]
-                shutil.rmtree(bench.runs / f"{case.letter}-vpack-{attempt}", ignore_errors=True)
-                ran, _ = bench.run_vpack(case, attempt)
-                walls[revision].append(ran.wall)
-                cpus[revision].append(ran.cpu)
-                print(f"round {attempt + 1}: {revision} {ran.wall:.2f} s", flush=True)
-            if not args.no_rclone:
-                ran, _ = bench.run_rclone(case, attempt)
-                walls["rclone"].append(ran.wall)
-                cpus["rclone"].append(ran.cpu)
-                print(f"round {attempt + 1}: rclone {ran.wall:.2f} s", flush=True)
+        with contextlib.ExitStack() as stack:
+            if args.delay_ms:
+                port = int(bench.moto.endpoint.rsplit(":", 1)[1])
+                relay = stack.enter_context(DelayRelay(port, args.delay_ms / 1000))
+                bench.moto.endpoint = f"http://127.0.0.1:{relay.port}"  # both tools' endpoint
+            return _rounds(bench, case, commands, args)
     finally:
         bench.moto.stop()
+
+
+def _rounds(bench: Bench, case: Case, commands: dict[str, str], args: argparse.Namespace) -> int:
+    walls: dict[str, list[float]] = {name: [] for name in [*commands, "rclone"]}
+    cpus: dict[str, list[float]] = {name: [] for name in walls}
+    for attempt in range(args.rounds):
+        order = list(commands) if attempt % 2 == 0 else list(reversed(commands))
+        for revision in order:
+            bench.vpack = commands[revision]
+            shutil.rmtree(bench.runs / f"{case.letter}-vpack-{attempt}", ignore_errors=True)
+            ran, _ = bench.run_vpack(case, attempt)
+            walls[revision].append(ran.wall)
+            cpus[revision].append(ran.cpu)
+            print(f"round {attempt + 1}: {revision} {ran.wall:.2f} s", flush=True)
+        if not args.no_rclone:
+            ran, _ = bench.run_rclone(case, attempt)
+            walls["rclone"].append(ran.wall)
+            cpus["rclone"].append(ran.cpu)
+            print(f"round {attempt + 1}: rclone {ran.wall:.2f} s", flush=True)
     for name, seen in walls.items():
         if seen:
             runs = ", ".join(f"{w:.2f}" for w in seen)

@@ -5,7 +5,8 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import os
-from collections.abc import AsyncIterator
+import time
+from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -27,6 +28,7 @@ from vpack.providers.base import (
 )
 from vpack.providers.s3 import S3Provider, S3SourceOptions
 from vpack.services import Services
+from vpack.sync.transfer import Staged, stage_each_blocking
 
 
 @pytest.fixture
@@ -523,3 +525,148 @@ async def test_small_reads_take_the_proxy_boto3_takes(
             assert not [url for url in proxy.forwarded if url.startswith(s3.proxy.url)]
         finally:
             await direct.aclose()
+
+
+def _read(provider: S3Provider, video: RemoteVideo, offset: int = 0) -> bytes:
+    reader = provider.blocking_reader(video)
+    return b"".join(reader(offset))
+
+
+def _until(condition: Callable[[], bool]) -> bool:
+    """Wait (at most 5 s) for something another thread or process does."""
+    deadline = time.monotonic() + 5
+    while not condition() and time.monotonic() < deadline:
+        time.sleep(0.005)
+    return condition()
+
+
+async def _warm(
+    s3: S3Harness, provider: S3Provider, count: int, size: int = 1000
+) -> list[tuple[RemoteVideo, bytes]]:
+    """`count` objects of random bytes, listed, after one read through boto3 has
+    shown the direct GET its URL; the proxy's counts start from zero."""
+    data = {f"{s3.prefix}cam/clip-{i:02d}.mp4": os.urandom(size) for i in range(count + 1)}
+    for key, body in data.items():
+        await _put(s3, key, body)
+    videos = sorted(_found(await _scan_with(provider, s3)), key=lambda v: v.remote_id)
+    first, rest = videos[0], videos[1:]
+    assert await asyncio.to_thread(_read, provider, first) == data[first.remote_id]
+    s3.proxy.reset_counts()
+    return [(video, data[video.remote_id]) for video in rest]
+
+
+async def test_a_read_ahead_leaves_at_once_and_its_answer_is_taken_later(
+    s3: S3Harness,
+) -> None:
+    """The GET of the video after next goes out before this thread asks for it; the
+    later read takes that answer instead of asking again."""
+    provider = _provider(s3)
+    try:
+        (a, a_data), (b, b_data) = await _warm(s3, provider, 2)
+
+        def in_one_thread() -> tuple[bool, bytes, int, bytes]:
+            provider.read_ahead(b)
+            sent = _until(lambda: s3.proxy.counts["GetObject"] == 1)
+            got_a = _read(provider, a)
+            count_before_b = s3.proxy.counts["GetObject"]
+            return sent, got_a, count_before_b, _read(provider, b)
+
+        sent, got_a, count_before_b, got_b = await asyncio.to_thread(in_one_thread)
+        assert sent, "the read ahead reached the server before any read was asked for"
+        assert (got_a, got_b) == (a_data, b_data)
+        assert count_before_b == 2 and s3.proxy.counts["GetObject"] == 2, "b was not asked twice"
+    finally:
+        await provider.aclose()
+
+
+async def test_a_batch_of_small_videos_reads_each_once_and_ahead(
+    s3: S3Harness, tmp_path: Path
+) -> None:
+    """Through the shared batch path: every video staged whole and verified, one GET
+    each, none left waiting when the batch ends."""
+    provider = _provider(s3)
+    try:
+        videos = await _warm(s3, provider, 6, size=70_000)
+        jobs = [(video, tmp_path / f"{i}.part") for i, (video, _) in enumerate(videos)]
+        hints: list[str | None] = []
+        hint = provider.read_ahead
+
+        def noted(video: RemoteVideo | None) -> None:
+            hints.append(video.remote_id if video else None)
+            hint(video)
+
+        provider.read_ahead = noted  # type: ignore[method-assign]
+        outcomes = await stage_each_blocking(provider, jobs)
+        assert hints == [video.remote_id for video, _ in videos[1:]] + [None]
+        for (_, data), outcome in zip(videos, outcomes, strict=True):
+            assert isinstance(outcome, Staged), outcome
+            assert outcome.sha256 == hashlib.sha256(data).hexdigest()
+            assert outcome.path.read_bytes() == data
+        assert s3.proxy.counts["GetObject"] == len(videos)
+        assert s3.proxy.ranges == [None] * len(videos)
+    finally:
+        await provider.aclose()
+
+
+async def test_an_answer_read_ahead_serves_only_the_read_it_was_for(s3: S3Harness) -> None:
+    """A read ahead is whole: a resumed read of the same video asks for its range;
+    one dropped (the batch ended, or too many ahead) is asked for again."""
+    provider = _provider(s3)
+    try:
+        (a, a_data), (b, b_data), (c, c_data) = await _warm(s3, provider, 3)
+
+        def resumed() -> bytes:
+            provider.read_ahead(a)
+            return _read(provider, a, 3)
+
+        assert await asyncio.to_thread(resumed) == a_data[3:]
+        assert s3.proxy.ranges == [None, "bytes=3-"]
+
+        def dropped() -> list[bytes]:
+            provider.read_ahead(a)
+            provider.read_ahead(b)
+            provider.read_ahead(c)  # the third: a, the oldest, is dropped
+            got = [_read(provider, video) for video in (c, b)]
+            provider.read_ahead(a)
+            provider.read_ahead(None)  # the batch ends: a is dropped
+            return [*got, _read(provider, a)]
+
+        s3.proxy.reset_counts()
+        assert await asyncio.to_thread(dropped) == [c_data, b_data, a_data]
+        assert _until(lambda: s3.proxy.counts["GetObject"] == 5)
+        assert s3.proxy.counts["GetObject"] == 5, "a three times, b and c once"
+    finally:
+        await provider.aclose()
+
+
+async def test_reads_ahead_that_fail_report_as_reads_do(s3: S3Harness) -> None:
+    """An object replaced since the listing answers 412 to a read ahead, and boto3 tells
+    why; a read ahead cut short hands on what came, and the retry resumes after it."""
+    provider = _provider(s3)
+    try:
+        (a, _), (b, b_data) = await _warm(s3, provider, 2, size=200_000)
+        await _put(s3, a.remote_id, b"replaced")
+
+        def replaced() -> None:
+            provider.read_ahead(a)
+            _read(provider, a)
+
+        with pytest.raises(NotFound, match="new version follows"):
+            await asyncio.to_thread(replaced)
+
+        s3.proxy.reset_counts()
+        s3.proxy.cut_next_download(after_bytes=70_000)
+        got: list[bytes] = []
+
+        def cut() -> None:
+            provider.read_ahead(b)
+            for chunk in provider.blocking_reader(b)(0):
+                got.append(chunk)
+
+        with pytest.raises(Transient, match="cut short"):
+            await asyncio.to_thread(cut)
+        assert b"".join(got) == b_data[:70_000]
+        assert await asyncio.to_thread(_read, provider, b, 70_000) == b_data[70_000:]
+        assert s3.proxy.ranges == [None, "bytes=70000-"]
+    finally:
+        await provider.aclose()

@@ -259,6 +259,13 @@ class Provider(ABC):
         engine can move a whole video in one thread. None (the default): use `open`."""
         return None
 
+    def read_ahead(self, video: RemoteVideo | None) -> None:  # noqa: B027 - a hint
+        """A hint from a batch of small videos read one after another in this thread
+        (`blocking_reader`): `video` comes after the one read next. A provider may send
+        its request now, so the server works on it while this thread reads, writes and
+        checks the one before. None: the batch is over, drop what was sent and not read.
+        Must not raise: the read itself reports what goes wrong. Default: nothing."""
+
     def expected_hash(self, video: RemoteVideo) -> str | None:
         """The hash the bytes just read must have. The listed one by default; a
         provider may learn while reading that the listed value is no content hash

@@ -373,7 +373,7 @@ class S3Provider(Provider):
         # No MD5 to check (a multipart ETag): an x-amz-checksum-* is then the only
         # content check, and S3 sends it only for a whole-object read, which botocore
         # checks as the body is read. (With an MD5 it would only cost CPU.)
-        whole_checksum = not offset and self.config.verify_checksums and video.hash is None
+        whole_checksum = self._checks_whole(video, offset)
         if video.size is not None and video.size - offset >= _PARALLEL_FROM and not whole_checksum:
             yield from self._read_ranges(video, offset, video.size)
             return
@@ -394,6 +394,24 @@ class S3Provider(Provider):
                     yield data
                 return
         yield from self._body(video, self._get(video, params))
+
+    def _checks_whole(self, video: RemoteVideo, offset: int) -> bool:
+        """Is this a read whose x-amz-checksum-* botocore must check?"""
+        return not offset and self.config.verify_checksums and video.hash is None
+
+    def read_ahead(self, video: RemoteVideo | None) -> None:
+        direct = self._direct
+        if direct is None:
+            return
+        if video is None:
+            direct.forget()
+            return
+        small = video.size is not None and video.size <= _FETCH_AT_MOST
+        if not small or self._checks_whole(video, 0):
+            return  # not a read that goes through libcurl whole
+        headers = self._direct_headers(self._get_params(video))
+        if headers is not None:
+            direct.start(video.remote_id, headers)
 
     def _get_params(self, video: RemoteVideo) -> dict[str, Any]:
         return {"Key": video.remote_id, "IfMatch": f'"{video.revision}"'}
@@ -530,6 +548,8 @@ class S3Provider(Provider):
     async def aclose(self) -> None:
         if self._client_obj is not None:
             await asyncio.to_thread(self._client_obj.close)
+        if self._direct is not None:
+            self._direct.close()
         await super().aclose()
 
 

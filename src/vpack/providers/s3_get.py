@@ -15,6 +15,12 @@ most of it Python parsing the response headers; libcurl does that in C, 0.23 ms
 (bench/s3, 4 threads x 2,000 GETs against moto). Streams keep urllib3, whose
 body reads as it arrives; libcurl would hand it over only when complete.
 
+A batch of small objects read one after another in one thread sends each GET
+ahead of its turn (`start`), through a libcurl multi handle of that thread: the
+server works on the next object while the thread writes, hashes and probes the
+last one, with no second thread and no hand-off. Against moto behind 10 ms of
+delay each way, 1,000 x 64 KiB: 7.88 -> 5.26 s (bench/s3; rclone 7.01 s).
+
 Only successes are taken from this path. Any other answer (an error, a redirect)
 returns None and the caller asks boto3, which parses the error and retries as it
 always does: one request more on a path that is failing anyway.
@@ -24,6 +30,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote, urlsplit
 
@@ -41,6 +48,14 @@ _UNREACHED = frozenset(
 )
 
 
+# GETs a thread may have sent ahead of their turn: the next video and the one after.
+_AHEAD = 2
+# How long `start` waits, at most, for a new connection to be made so the request
+# leaves at once (a loopback or LAN connect takes microseconds; a far one is left to
+# finish when the thread comes back for the answer).
+_SEND_TRIES, _SEND_WAIT = 3, 0.001
+
+
 class FetchFailed(Exception):
     """A fetch that did not complete. `reached`: a connection was made; `cut`: the
     object had begun to arrive, and `received` holds its bytes so far (a prefix to
@@ -49,6 +64,26 @@ class FetchFailed(Exception):
     def __init__(self, message: str, received: bytes, *, reached: bool, cut: bool) -> None:
         super().__init__(message)
         self.received, self.reached, self.cut = received, reached, cut
+
+
+@dataclass
+class _Started:
+    """A GET sent ahead of its turn, its answer arriving into `body` and `lines`."""
+
+    headers: dict[str, str]
+    curl: pycurl.Curl
+    body: list[bytes]
+    lines: list[bytes]
+
+
+class _Ahead(threading.local):
+    """One thread's GETs sent ahead, on a libcurl multi handle of its own."""
+
+    def __init__(self) -> None:
+        self.multi: pycurl.CurlMulti | None = None
+        self.started: dict[str, _Started] = {}  # by key, oldest first
+        # Transfers the multi handle reported done: None for success, else (code, message)
+        self.ended: dict[pycurl.Curl, tuple[int, str] | None] = {}
 
 
 class DirectGet:
@@ -68,6 +103,8 @@ class DirectGet:
         # whichever thread makes it.
         self._idle: list[pycurl.Curl] = []
         self._idle_lock = threading.Lock()
+        self._ahead = _Ahead()
+        self._multis: list[pycurl.CurlMulti] = []  # every thread's, closed with the provider
         client.meta.events.register("before-send.s3.GetObject", self._note_request)
         # The TLS settings of the boto3 client (AWS_CA_BUNDLE, verify=False) hold for
         # libcurl too: the CA bundle botocore would use, or no check where it makes none.
@@ -129,17 +166,19 @@ class DirectGet:
         """The whole answer in memory, through libcurl: for reads of a bounded length.
         The body and response headers (names in lower case) on a 200 or 206; None
         otherwise. Raises FetchFailed when the connection fails or breaks off."""
-        url, signed = self._signed(key, headers)
-        curl = self._take_curl()
-        body: list[bytes] = []
-        lines: list[bytes] = []
-        curl.setopt(pycurl.URL, url)
-        # An empty "Accept:" keeps libcurl's default one out: only signed headers go.
-        curl.setopt(pycurl.HTTPHEADER, [f"{k}: {v}" for k, v in signed.items()] + ["Accept:"])
-        curl.setopt(pycurl.WRITEFUNCTION, body.append)
-        curl.setopt(pycurl.HEADERFUNCTION, lines.append)
+        started = self._ahead.started.pop(key, None)
+        if started is not None and started.headers != headers:  # now resumed, say
+            self._drop(started)
+            started = None
+        if started is None:
+            curl, body, lines = self._prepared(key, headers)
+        else:
+            curl, body, lines = started.curl, started.body, started.lines
         try:
-            curl.perform()
+            if started is None:
+                curl.perform()
+            else:
+                self._finish(curl)
         except pycurl.error as exc:
             code, message = exc.args[0], str(exc.args[-1])
             cut = curl.getinfo(pycurl.RESPONSE_CODE) in (200, 206)
@@ -154,6 +193,98 @@ class DirectGet:
             with self._idle_lock:
                 self._idle.append(curl)
         return None if data is None else (data, _header_fields(lines))
+
+    def start(self, key: str, headers: dict[str, str]) -> None:
+        """Send the GET of `key` now; the next `fetch` of it with the same headers in
+        this thread takes its answer. Beyond `_AHEAD` waiting, the oldest is dropped."""
+        ahead = self._ahead
+        if key in ahead.started:
+            return
+        while len(ahead.started) >= _AHEAD:
+            self._drop(ahead.started.pop(next(iter(ahead.started))))
+        curl, body, lines = self._prepared(key, headers)
+        multi = self._multi()
+        multi.add_handle(curl)
+        ahead.started[key] = _Started(dict(headers), curl, body, lines)
+        for _ in range(_SEND_TRIES):
+            self._pump(multi)
+            if curl.getinfo(pycurl.REQUEST_SIZE):  # the request has left
+                return
+            multi.select(_SEND_WAIT)
+
+    def forget(self) -> None:
+        """Drop what this thread sent ahead and will not read."""
+        started = self._ahead.started
+        while started:
+            self._drop(started.pop(next(iter(started))))
+
+    def close(self) -> None:
+        """Close every libcurl handle and each thread's multi handle."""
+        with self._idle_lock:
+            handles, self._idle = self._idle, []
+            multis, self._multis = self._multis, []
+        for curl in handles:
+            curl.close()
+        for multi in multis:
+            multi.close()
+
+    def _prepared(
+        self, key: str, headers: dict[str, str]
+    ) -> tuple[pycurl.Curl, list[bytes], list[bytes]]:
+        """A handle set up to GET `key`, and the lists its body and header lines go to."""
+        url, signed = self._signed(key, headers)
+        curl = self._take_curl()
+        body: list[bytes] = []
+        lines: list[bytes] = []
+        curl.setopt(pycurl.URL, url)
+        # An empty "Accept:" keeps libcurl's default one out: only signed headers go.
+        curl.setopt(pycurl.HTTPHEADER, [f"{k}: {v}" for k, v in signed.items()] + ["Accept:"])
+        curl.setopt(pycurl.WRITEFUNCTION, body.append)
+        curl.setopt(pycurl.HEADERFUNCTION, lines.append)
+        return curl, body, lines
+
+    def _multi(self) -> pycurl.CurlMulti:
+        ahead = self._ahead
+        if ahead.multi is None:
+            ahead.multi = pycurl.CurlMulti()
+            with self._idle_lock:
+                self._multis.append(ahead.multi)
+        return ahead.multi
+
+    def _pump(self, multi: pycurl.CurlMulti) -> None:
+        """Let libcurl move every transfer of this thread as far as it can without
+        waiting, and note the ones that ended."""
+        while multi.perform()[0] == pycurl.E_CALL_MULTI_PERFORM:
+            pass
+        ended = self._ahead.ended
+        while True:
+            queued, succeeded, failed = multi.info_read()
+            for curl in succeeded:
+                ended[curl] = None
+            for curl, code, message in failed:
+                ended[curl] = (code, message)
+            if not queued:
+                return
+
+    def _finish(self, curl: pycurl.Curl) -> None:
+        """Wait for a started transfer to end; raise pycurl.error as `perform` would."""
+        multi = self._multi()
+        ended = self._ahead.ended
+        try:
+            while curl not in ended:
+                self._pump(multi)
+                if curl not in ended:
+                    multi.select(1.0)  # libcurl's own timeouts end a stalled transfer
+            failure = ended.pop(curl)
+        finally:
+            multi.remove_handle(curl)
+        if failure is not None:
+            raise pycurl.error(*failure)
+
+    def _drop(self, started: _Started) -> None:
+        self._ahead.ended.pop(started.curl, None)
+        self._multi().remove_handle(started.curl)
+        started.curl.close()
 
     def _take_curl(self) -> pycurl.Curl:
         with self._idle_lock:

@@ -339,13 +339,20 @@ async def stage_each_blocking(
 
     def run(cancelled: threading.Event) -> list[Staged | Exception]:
         outcomes: list[Staged | Exception] = []
-        for video, part in jobs:
-            if cancelled.is_set():
-                raise asyncio.CancelledError
-            try:
-                outcomes.append(one(video, part, cancelled))
-            except Exception as exc:
-                outcomes.append(exc)
+        try:
+            for index, (video, part) in enumerate(jobs):
+                if cancelled.is_set():
+                    raise asyncio.CancelledError
+                if index + 1 < len(jobs):
+                    # Two requests in flight per batch: the server (or the network)
+                    # works on the next video while this one is read and checked.
+                    provider.read_ahead(jobs[index + 1][0])
+                try:
+                    outcomes.append(one(video, part, cancelled))
+                except Exception as exc:
+                    outcomes.append(exc)
+        finally:
+            provider.read_ahead(None)
         return outcomes
 
     return await _in_thread_until_cancelled(run)
