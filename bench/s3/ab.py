@@ -100,7 +100,7 @@ def _compare(commands: dict[str, str], args: argparse.Namespace, workdir: Path) 
             if args.delay_ms:
                 port = int(bench.moto.endpoint.rsplit(":", 1)[1])
                 relay = stack.enter_context(DelayRelay(port, args.delay_ms / 1000))
-                bench.moto.endpoint = f"http://127.0.0.1:{relay.port}"  # both tools' endpoint
+                case.endpoint = f"http://127.0.0.1:{relay.port}"  # both tools go through it
             return _rounds(bench, case, commands, args)
     finally:
         bench.moto.stop()

@@ -1,10 +1,11 @@
 """Benchmark `vpack sync` against `rclone copy` from one local S3 server (moto's), same objects.
 
-Cases: (a) 200 objects of 8 MiB, (b) 5,000 objects of 64 KiB (fewer with
-VPACK_BENCH_S3_BIG / VPACK_BENCH_S3_SMALL or --quick). Each tool runs alone, in
-round-robin, into a fresh destination; wall time and peak RSS come from the same
-launcher as the local benchmark. Requests are counted from moto's access log.
-A third row per case, "moto alone", fetches every object with bare urllib3 GETs
+Cases: (a) 200 objects of 8 MiB, (b) 5,000 objects of 64 KiB, (c) 1,000 objects of
+64 KiB behind a relay that holds every chunk 10 ms each way, a far endpoint (fewer
+with VPACK_BENCH_S3_BIG / VPACK_BENCH_S3_SMALL / VPACK_BENCH_S3_FAR or --quick).
+Each tool runs alone, in round-robin, into a fresh destination; wall time and peak
+RSS come from the same launcher as the local benchmark. Requests are counted from moto's access log.
+A third row in (a) and (b), "moto alone", fetches every object with bare urllib3 GETs
 (no signing, hashing or disk) at the same concurrency: the server's own ceiling,
 which no client can beat, so client overhead = tool time - that floor.
 """
@@ -12,6 +13,7 @@ which no client can beat, so client overhead = tool time - that floor.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import re
@@ -43,12 +45,14 @@ from bench.local.run import (
     machine_facts,
     spawn,
 )
+from bench.s3.delay import DelayRelay
 
 MB = 1_000_000
 MIB = 1024 * 1024
 BUCKET = "bench"
 KEY_ID, SECRET = "AKIAVPACKBENCH", "vpack-bench-secret"
 CONCURRENCY = 4  # vpack's default VPACK_CONCURRENCY and rclone's default --transfers
+FAR_DELAY_MS = 10  # (c): each way, so a request and its answer take 20 ms more
 BEGIN = "<!-- bench-s3:begin -->"
 END = "<!-- bench-s3:end -->"
 # werkzeug's access log line, as moto's server writes it
@@ -104,6 +108,7 @@ class Case:
     letter: str
     tree: Tree
     keys: list[str]
+    endpoint: str | None = None  # where the tools go, when not straight to moto
 
     @property
     def prefix(self) -> str:
@@ -113,7 +118,8 @@ class Case:
     def title(self) -> str:
         size = self.tree.bytes / self.tree.files
         each = f"{size / MIB:.0f} MiB" if size >= MIB else f"{size / 1024:.0f} KiB"
-        return f"({self.letter}) {self.tree.files:,} objects of {each}"
+        far = f", {FAR_DELAY_MS} ms away" if self.endpoint else ""
+        return f"({self.letter}) {self.tree.files:,} objects of {each}{far}"
 
 
 @dataclass
@@ -201,17 +207,19 @@ class Bench:
         self.logs = self.workdir / "logs"
         big = int(os.environ.get("VPACK_BENCH_S3_BIG", 20 if args.quick else 200))
         small = int(os.environ.get("VPACK_BENCH_S3_SMALL", 500 if args.quick else 5000))
-        self.scale = (
+        far = int(os.environ.get("VPACK_BENCH_S3_FAR", 100 if args.quick else 1000))
+        self.scale: tuple[TreeSpec, ...] = (
             TreeSpec(f"s3-a-{big}", big, 8 * MIB, 8 * MIB, 4, "mp4"),
             TreeSpec(f"s3-b-{small}", small, 64 * 1024, 64 * 1024, 4, "mp4"),
+            TreeSpec(f"s3-c-{far}", far, 64 * 1024, 64 * 1024, 4, "mp4"),
         )
         self.moto = MotoServer(self.logs / "moto.log")
 
-    def rclone_env(self) -> dict[str, str]:
+    def rclone_env(self, case: Case) -> dict[str, str]:
         remote = {
             "TYPE": "s3",
             "PROVIDER": "Other",
-            "ENDPOINT": self.moto.endpoint,
+            "ENDPOINT": case.endpoint or self.moto.endpoint,
             "REGION": "us-east-1",
             "FORCE_PATH_STYLE": "true",
             "ACCESS_KEY_ID": KEY_ID,
@@ -220,10 +228,10 @@ class Bench:
         config = {f"RCLONE_CONFIG_MOTO_{k}": v for k, v in remote.items()}
         return {**self.env, "RCLONE_CONFIG": os.devnull, **config}
 
-    def s3_config(self) -> dict[str, Any]:
+    def s3_config(self, case: Case) -> dict[str, Any]:
         return {
             "bucket": BUCKET,
-            "endpoint_url": self.moto.endpoint,
+            "endpoint_url": case.endpoint or self.moto.endpoint,
             "path_style": True,
             "access_key_id": KEY_ID,
             "secret_access_key": SECRET,
@@ -244,14 +252,14 @@ class Bench:
 
         with ThreadPoolExecutor(8) as threads:
             list(threads.map(put, zip(files, keys, strict=True)))
-        return Case("a" if spec is self.scale[0] else "b", tree, keys)
+        return Case("abc"[self.scale.index(spec)], tree, keys)
 
     # ---------------------------------------------------------- one run of each tool
     def run_vpack(self, case: Case, attempt: int) -> tuple[Spawned, Counter[str]]:
         data = self.runs / f"{case.letter}-vpack-{attempt}"
         env = {**self.env, "VPACK_DATA_DIR": str(data)}
         python = str(Path(self.vpack).with_name("python"))
-        _checked([python, "-c", _ADD_SOURCE, json.dumps(self.s3_config()), case.prefix], env)
+        _checked([python, "-c", _ADD_SOURCE, json.dumps(self.s3_config(case)), case.prefix], env)
         mark = self.moto.mark()
         log = self.logs / f"{case.letter}-vpack-{attempt}"
         ran = spawn([self.vpack, "sync", "--json"], env, log)
@@ -275,7 +283,7 @@ class Bench:
         dest = self.runs / f"{case.letter}-rclone-{attempt}"
         mark = self.moto.mark()
         argv = ["rclone", "copy", f"moto:{BUCKET}/{case.prefix}", str(dest)]
-        ran = spawn(argv, self.rclone_env(), self.logs / f"{case.letter}-rclone-{attempt}")
+        ran = spawn(argv, self.rclone_env(case), self.logs / f"{case.letter}-rclone-{attempt}")
         requests = self.moto.requests_since(mark)
         if ran.code != 0:
             raise BenchError(f"rclone exited {ran.code}")
@@ -343,16 +351,21 @@ class Bench:
         started = time.monotonic()
         repeats = self.args.repeats or (1 if self.args.quick else 3)
         self.runs.mkdir(parents=True, exist_ok=True)
+        stack = contextlib.ExitStack()
         try:
             counts = " + ".join(str(spec.files) for spec in self.scale)
             _say(f"moto at {self.moto.endpoint}; uploading {counts} objects (untimed)")
             cases = [self.upload(spec) for spec in self.scale]
-            ranged = {c.letter: self.ranged_get_ms(c) for c in cases}
+            ranged = {c.letter: self.ranged_get_ms(c) for c in cases if c.letter != "c"}
             rows = [
                 Row(case, tool)
                 for case in cases
                 for tool in ("vpack sync", "rclone copy", "moto alone (urllib3 GETs)")
+                if case.letter != "c" or not tool.startswith("moto")  # (c) has no floor row
             ]
+            port = int(self.moto.endpoint.rsplit(":", 1)[1])
+            relay = stack.enter_context(DelayRelay(port, FAR_DELAY_MS / 1000))
+            cases[-1].endpoint = f"http://127.0.0.1:{relay.port}"
             runner = {
                 "vpack sync": self.run_vpack,
                 "rclone copy": self.run_rclone,
@@ -375,6 +388,7 @@ class Bench:
                         f"CPU {ran.cpu:.2f} s + moto {row.server_cpu[-1]:.2f} s"
                     )
         finally:
+            stack.close()
             self.moto.stop()
             shutil.rmtree(self.runs, ignore_errors=True)
         return self.results(rows, ranged, repeats, time.monotonic() - started)
@@ -456,16 +470,18 @@ def render(results: dict[str, Any]) -> str:
     for case in sorted({r["case"] for r in results["rows"]}):
         vpack = by_key[case, "vpack sync"]["median_wall"]
         rclone = by_key[case, "rclone copy"]["median_wall"]
-        floor = by_key[case, "moto alone (urllib3 GETs)"]["median_wall"]
+        floor = by_key.get((case, "moto alone (urllib3 GETs)"))
         ratio = rclone / vpack
         lines.append(
             f"| ({case}) throughput, vpack / rclone | {ratio:.2f}x | >= 1x | "
             f"{'yes' if ratio >= 1 else '**no**'} |"
         )
-        lines.append(
-            f"| ({case}) time above moto alone: vpack / rclone | "
-            f"{vpack - floor:.2f} s / {rclone - floor:.2f} s | - | - |"
-        )
+        if floor is not None:
+            lines.append(
+                f"| ({case}) time above moto alone: vpack / rclone | "
+                f"{vpack - floor['median_wall']:.2f} s / "
+                f"{rclone - floor['median_wall']:.2f} s | - | - |"
+            )
         objects = by_key[case, "vpack sync"]["objects"]
         cpu = {
             t: by_key[case, t]["median_cpu_s"] * 1000 / objects
