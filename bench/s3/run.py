@@ -53,6 +53,7 @@ BUCKET = "bench"
 KEY_ID, SECRET = "AKIAVPACKBENCH", "vpack-bench-secret"
 CONCURRENCY = 4  # vpack's default VPACK_CONCURRENCY and rclone's default --transfers
 FAR_DELAY_MS = 10  # (c): each way, so a request and its answer take 20 ms more
+_GOALS = "ab"  # the cases issue 5 sets a goal for (>= 1.0x rclone)
 BEGIN = "<!-- bench-s3:begin -->"
 END = "<!-- bench-s3:end -->"
 # werkzeug's access log line, as moto's server writes it
@@ -472,9 +473,10 @@ def render(results: dict[str, Any]) -> str:
         rclone = by_key[case, "rclone copy"]["median_wall"]
         floor = by_key.get((case, "moto alone (urllib3 GETs)"))
         ratio = rclone / vpack
+        met = ("yes" if ratio >= 1 else "**no**") if case in _GOALS else "-"
         lines.append(
-            f"| ({case}) throughput, vpack / rclone | {ratio:.2f}x | >= 1x | "
-            f"{'yes' if ratio >= 1 else '**no**'} |"
+            f"| ({case}) throughput, vpack / rclone | {ratio:.2f}x | "
+            f"{'>= 1x' if case in _GOALS else '-'} | {met} |"
         )
         if floor is not None:
             lines.append(
