@@ -10,6 +10,7 @@ from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
+import pycurl
 import pytest
 from sqlalchemy import select
 
@@ -668,5 +669,29 @@ async def test_reads_ahead_that_fail_report_as_reads_do(s3: S3Harness) -> None:
         assert b"".join(got) == b_data[:70_000]
         assert await asyncio.to_thread(_read, provider, b, 70_000) == b_data[70_000:]
         assert s3.proxy.ranges == [None, "bytes=70000-"]
+    finally:
+        await provider.aclose()
+
+
+async def test_a_read_that_cannot_be_sent_ahead_is_read_in_its_turn(
+    s3: S3Harness, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Sending ahead is a hint: when it fails, nothing is raised, and the read goes on."""
+    provider = _provider(s3)
+    try:
+        ((a, a_data),) = await _warm(s3, provider, 1)
+        assert provider._direct is not None
+
+        def refused(key: str, headers: dict[str, str]) -> None:
+            raise pycurl.error(pycurl.E_OUT_OF_MEMORY, "no handle for it")
+
+        monkeypatch.setattr(provider._direct, "start", refused)
+
+        def in_one_thread() -> bytes:
+            provider.read_ahead(a)
+            return _read(provider, a)
+
+        assert await asyncio.to_thread(in_one_thread) == a_data
+        assert s3.proxy.counts["GetObject"] == 1
     finally:
         await provider.aclose()

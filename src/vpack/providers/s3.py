@@ -409,9 +409,12 @@ class S3Provider(Provider):
         small = video.size is not None and video.size <= _FETCH_AT_MOST
         if not small or self._checks_whole(video, 0):
             return  # not a read that goes through libcurl whole
-        headers = self._direct_headers(self._get_params(video))
-        if headers is not None:
-            direct.start(video.remote_id, headers)
+        try:
+            headers = self._direct_headers(self._get_params(video))
+            if headers is not None:
+                direct.start(video.remote_id, headers)
+        except Exception:  # a hint only: the read itself reports what goes wrong
+            log.debug("s3://%s/%s: not sent ahead", self.config.bucket, video.remote_id)
 
     def _get_params(self, video: RemoteVideo) -> dict[str, Any]:
         return {"Key": video.remote_id, "IfMatch": f'"{video.revision}"'}
