@@ -27,7 +27,7 @@ import sys
 from pathlib import Path
 
 from bench.local.data import TreeSpec
-from bench.local.run import REPO
+from bench.local.run import REPO, compile_sources
 from bench.s3.delay import DelayRelay
 from bench.s3.run import Bench, Case, parse_args
 
@@ -58,6 +58,7 @@ def wrappers(revision: str, workdir: Path, trees: list[Path]) -> Path:
             _git("worktree", "add", "--detach", str(tree), label)
             trees.append(tree)
         src = tree / "src"
+    compile_sources(src)  # both sides start from bytecode, as installed
     folder = workdir / "bin" / label
     folder.mkdir(parents=True, exist_ok=True)
     run = f'export PYTHONPATH="{src}"\nexec "{sys.executable}"'
