@@ -614,7 +614,7 @@ async def test_an_answer_read_ahead_serves_only_the_read_it_was_for(s3: S3Harnes
     one dropped (the batch ended, or too many ahead) is asked for again."""
     provider = _provider(s3)
     try:
-        (a, a_data), (b, b_data), (c, c_data) = await _warm(s3, provider, 3)
+        (a, a_data), (b, b_data), (c, c_data), (d, d_data) = await _warm(s3, provider, 4)
 
         def resumed() -> bytes:
             provider.read_ahead(a)
@@ -624,18 +624,17 @@ async def test_an_answer_read_ahead_serves_only_the_read_it_was_for(s3: S3Harnes
         assert s3.proxy.ranges == [None, "bytes=3-"]
 
         def dropped() -> list[bytes]:
-            provider.read_ahead(a)
-            provider.read_ahead(b)
-            provider.read_ahead(c)  # the third: a, the oldest, is dropped
-            got = [_read(provider, video) for video in (c, b)]
+            for video in (a, b, c, d):  # the fourth: a, the oldest, is dropped
+                provider.read_ahead(video)
+            got = [_read(provider, video) for video in (d, c, b)]
             provider.read_ahead(a)
             provider.read_ahead(None)  # the batch ends: a is dropped
             return [*got, _read(provider, a)]
 
         s3.proxy.reset_counts()
-        assert await asyncio.to_thread(dropped) == [c_data, b_data, a_data]
-        assert _until(lambda: s3.proxy.counts["GetObject"] == 5)
-        assert s3.proxy.counts["GetObject"] == 5, "a three times, b and c once"
+        assert await asyncio.to_thread(dropped) == [d_data, c_data, b_data, a_data]
+        assert _until(lambda: s3.proxy.counts["GetObject"] == 6)
+        assert s3.proxy.counts["GetObject"] == 6, "a three times, b, c and d once"
     finally:
         await provider.aclose()
 

