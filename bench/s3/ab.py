@@ -28,7 +28,6 @@ from pathlib import Path
 
 from bench.local.data import TreeSpec
 from bench.local.run import REPO, compile_sources
-from bench.s3.delay import DelayRelay
 from bench.s3.run import Bench, Case, parse_args
 
 # The revision's own entry point: vpack.launch where it exists, vpack.cli before it.
@@ -99,9 +98,7 @@ def _compare(commands: dict[str, str], args: argparse.Namespace, workdir: Path) 
         case = bench.upload(spec)
         with contextlib.ExitStack() as stack:
             if args.delay_ms:
-                port = int(bench.moto.endpoint.rsplit(":", 1)[1])
-                relay = stack.enter_context(DelayRelay(port, args.delay_ms / 1000))
-                case.endpoint = f"http://127.0.0.1:{relay.port}"  # both tools go through it
+                bench.place_far(case, args.delay_ms / 1000, stack)
             return _rounds(bench, case, commands, args)
     finally:
         bench.moto.stop()

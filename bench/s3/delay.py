@@ -27,7 +27,8 @@ class DelayRelay:
 
     def __enter__(self) -> DelayRelay:
         self._thread.start()
-        self._ready.wait(10)
+        if not self._ready.wait(10):
+            raise RuntimeError("the delay relay did not start")
         return self
 
     def __exit__(self, *exc: object) -> None:

@@ -4,10 +4,11 @@ Cases: (a) 200 objects of 8 MiB, (b) 5,000 objects of 64 KiB, (c) 1,000 objects 
 64 KiB behind a relay that holds every chunk 10 ms each way, a far endpoint (fewer
 with VPACK_BENCH_S3_BIG / VPACK_BENCH_S3_SMALL / VPACK_BENCH_S3_FAR or --quick).
 Each tool runs alone, in round-robin, into a fresh destination; wall time and peak
-RSS come from the same launcher as the local benchmark. Requests are counted from moto's access log.
-A third row in (a) and (b), "moto alone", fetches every object with bare urllib3 GETs
-(no signing, hashing or disk) at the same concurrency: the server's own ceiling,
-which no client can beat, so client overhead = tool time - that floor.
+RSS come from the same launcher as the local benchmark. Requests are counted from
+moto's access log. A third row in (a) and (b), "moto alone", fetches every object
+with bare urllib3 GETs (no signing, hashing or disk) at the same concurrency: the
+server's own ceiling, which no client can beat, so client overhead = tool time -
+that floor.
 """
 
 from __future__ import annotations
@@ -229,6 +230,13 @@ class Bench:
         config = {f"RCLONE_CONFIG_MOTO_{k}": v for k, v in remote.items()}
         return {**self.env, "RCLONE_CONFIG": os.devnull, **config}
 
+    def place_far(self, case: Case, delay: float, stack: contextlib.ExitStack) -> None:
+        """Send both tools to `case`'s objects through a relay `delay` seconds each way,
+        until `stack` closes."""
+        port = int(self.moto.endpoint.rsplit(":", 1)[1])
+        relay = stack.enter_context(DelayRelay(port, delay))
+        case.endpoint = f"http://127.0.0.1:{relay.port}"
+
     def s3_config(self, case: Case) -> dict[str, Any]:
         return {
             "bucket": BUCKET,
@@ -364,9 +372,7 @@ class Bench:
                 for tool in ("vpack sync", "rclone copy", "moto alone (urllib3 GETs)")
                 if case.letter != "c" or not tool.startswith("moto")  # (c) has no floor row
             ]
-            port = int(self.moto.endpoint.rsplit(":", 1)[1])
-            relay = stack.enter_context(DelayRelay(port, FAR_DELAY_MS / 1000))
-            cases[-1].endpoint = f"http://127.0.0.1:{relay.port}"
+            self.place_far(cases[-1], FAR_DELAY_MS / 1000, stack)
             runner = {
                 "vpack sync": self.run_vpack,
                 "rclone copy": self.run_rclone,
