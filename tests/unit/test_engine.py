@@ -345,8 +345,10 @@ async def test_dead_workers_leases_are_taken_back(services: Services, tmp_path: 
         )
     assert await services.engine.claim(10) == []  # leased: not ours yet
     assert await services.engine.recover_dead_workers() == 1
-    (row,) = await services.engine.claim(10)
-    assert row.lease_owner == services.engine.worker_id
+    (claim,) = await services.engine.claim(10)
+    async with services.db.session() as session:
+        row = await session.get(Video, claim.id)
+    assert row is not None and row.lease_owner == services.engine.worker_id
     for owner, released in ((alive, 0), (elsewhere, 0), ("no-colons", 0), (reused, 1)):
         async with services.db.transaction() as session:
             await session.execute(
