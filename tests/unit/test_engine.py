@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import itertools
 import os
 import time
 from datetime import UTC, datetime, timedelta
@@ -18,6 +19,7 @@ from vpack.db.models import Source, SourceStatus, SyncRun, Video, VideoState
 from vpack.providers.base import Checkpoint, Found
 from vpack.providers.local import LocalProvider
 from vpack.services import Services
+from vpack.sync import engine
 from vpack.sync.progress import ProgressSink
 
 
@@ -408,3 +410,36 @@ async def test_removed_source_keeps_or_purges_files(services: Services, tmp_path
     assert [p.name for p in _published(services)] == ["x.mp4"]
     assert await _rows(services) == []
     assert [s.id for s in await catalog.list_sources(services.db)] == []
+
+
+async def test_claims_grow_while_they_bring_only_small_files(
+    services: Services, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    big = engine.SMALL_BELOW
+    for i in range(620):
+        _write(tmp_path / "src" / f"a{i:03d}.mp4", i.to_bytes(2, "big") * 8)
+    _write(tmp_path / "src" / "b.mp4", os.urandom(big))
+    source_id = await _add(services, tmp_path / "src")
+    await services.engine.scan_source(source_id)
+    claim = services.engine.claim
+    claims: list[tuple[int, list[int | None]]] = []
+
+    async def watched(limit, **kwargs):  # type: ignore[no-untyped-def]
+        taken = await claim(limit, **kwargs)
+        claims.append((limit, [c.size for c in taken]))
+        return taken
+
+    monkeypatch.setattr(services.engine, "claim", watched)
+    tallies = await services.engine.run_downloads()
+    assert tallies[source_id].downloaded == 621 and tallies[source_id].failed == 0
+    assert len(_published(services)) == 621
+    assert sum(len(sizes) for _, sizes in claims) == 621  # each file claimed once
+    base = max(engine.CLAIM_BATCH, services.settings.concurrency * 2)
+    assert claims[0][0] == base
+    for (limit, sizes), (following, _) in itertools.pairwise(claims):
+        if big in sizes:  # a claim that brought a big file: back to the first size
+            assert following == base
+        else:  # only small ones: twice as many next time, up to the cap
+            assert following == min(limit * 2, engine.SMALL_CLAIM_BATCH)
+    assert engine.SMALL_CLAIM_BATCH in [limit for limit, _ in claims]
+    assert any(big in sizes for _, sizes in claims[:-1]), "the big file came before the end"

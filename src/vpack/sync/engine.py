@@ -59,6 +59,7 @@ log = logging.getLogger(__name__)
 
 UPSERT_BATCH = 500
 CLAIM_BATCH = 64
+SMALL_CLAIM_BATCH = 256  # claims of small files only grow up to this (see _drain)
 RESULT_BATCH = 64
 RESULT_BATCH_BYTES = 512 * 1024 * 1024
 RESULT_MAX_DELAY = 1.0
@@ -673,11 +674,12 @@ class SyncEngine:
         # Claims come in batches (one UPDATE each), refilled only once the queue
         # runs low: small files go by in a blink, and claiming a row each time a
         # worker took one made the database the bottleneck.
-        batch = max(CLAIM_BATCH, limit * 2)
+        base = batch = max(CLAIM_BATCH, limit * 2)
         queue = _Claimed()
         running_low = asyncio.Event()
 
         async def claimer() -> None:
+            nonlocal batch
             try:
                 while True:
                     # Asked before the claim: a scan ending during it still gets one more.
@@ -694,6 +696,12 @@ class SyncEngine:
                         await run.discovery.found.wait()  # type: ignore[union-attr]
                         continue
                     queue.put(rows)
+                    # Claims grow while they bring only small files: each one sorts
+                    # what is pending in a transaction of its own (5,000 small files:
+                    # 0.44 CPU-s in claims of 64, 0.17 in claims of 256), and a few
+                    # hundred small files are still only seconds of work to hold.
+                    small = all(_small(row) for row in rows)
+                    batch = min(batch * 2, SMALL_CLAIM_BATCH) if small else base
                     running_low.clear()
                     await running_low.wait()
             finally:
