@@ -135,9 +135,10 @@ class _Done:
 class Claim:
     """A video claimed for download: the columns fetching and recording it read.
 
-    Claims are plain Core rows, not ORM objects: a sync of many small files claims
-    thousands, and building, tracking and expiring `Video` objects for them took
-    more CPU than the claims' SQL (bench/s3, 5,000 objects)."""
+    Read from a Core UPDATE ... RETURNING, not as ORM objects: a sync of many small
+    files claims thousands, and building `Video` objects for them, with the ORM's
+    statement machinery around each claim, took more CPU than the claims' SQL
+    (bench/s3, 5,000 objects; docs/architecture.md, "Claiming and leases")."""
 
     id: int
     source_id: int
@@ -155,8 +156,6 @@ class Claim:
     attempts: int
 
 
-# Claims are Core statements on the tables: with ORM entities in them, each one
-# also went through the ORM's statement machinery.
 _VIDEOS = cast(Table, Video.__table__)
 _SOURCES, _CONNECTIONS = Source.__table__, Connection.__table__
 # One UPDATE, many parameter sets: the SET clause is the keys of _Done.values.
@@ -505,7 +504,7 @@ class SyncEngine:
 
     # ---------------------------------------------------------------- claim
     def _claimable(self, now: datetime, *, due_only: bool) -> Any:
-        columns = _VIDEOS.c  # Core columns: ORM ones route the statements through the ORM
+        columns = _VIDEOS.c  # Core columns: ORM ones would route claims through the ORM
         pending = columns.state == VideoState.PENDING
         if due_only:
             pending = and_(
