@@ -85,6 +85,48 @@ async def test_scan_pages_past_a_thousand_keys(s3: S3Harness) -> None:
     assert s3.proxy.counts["ListObjectsV2"] == 3, "1,000 keys a page, each page read once"
 
 
+async def test_the_next_page_is_asked_for_while_the_engine_holds_this_one(
+    s3: S3Harness,
+) -> None:
+    keys = [f"{s3.prefix}Cam1/clip-{i:04d}.mp4" for i in range(2100)]
+    await asyncio.to_thread(put_many, s3.client, s3.bucket, keys, b"x")
+    s3.proxy.reset_counts()
+    provider = _provider(s3)
+    scan = provider.scan(s3.selection(), None, S3SourceOptions())
+    try:
+        first = await anext(scan)
+        assert isinstance(first, Found)
+        # The consumer has asked for one event, from page 1; page 2 is fetched anyway.
+        for _ in range(500):
+            if s3.proxy.counts["ListObjectsV2"] >= 2:
+                break
+            await asyncio.sleep(0.01)
+        assert s3.proxy.counts["ListObjectsV2"] == 2, "page 2 requested ahead, page 3 not yet"
+        rest = [e async for e in scan]
+    finally:
+        await scan.aclose()
+        await provider.aclose()
+    listed = [first.video.remote_id, *(v.remote_id for v in _found(rest))]
+    assert listed == sorted(keys), "every key once, in order"
+    assert s3.proxy.counts["ListObjectsV2"] == 3
+
+
+async def test_a_scan_left_part_way_asks_for_nothing_more(s3: S3Harness) -> None:
+    keys = [f"{s3.prefix}Cam1/clip-{i:04d}.mp4" for i in range(1500)]
+    await asyncio.to_thread(put_many, s3.client, s3.bucket, keys, b"x")
+    s3.proxy.reset_counts()
+    provider = _provider(s3)
+    scan = provider.scan(s3.selection(), None, S3SourceOptions())
+    try:
+        assert isinstance(await anext(scan), Found)
+        await scan.aclose()  # the page asked for ahead is dropped, not left running
+        again = _found(await _scan_with(provider, s3))
+    finally:
+        await provider.aclose()
+    assert len(again) == 1500, "the provider still scans after an abandoned scan"
+    assert 3 <= s3.proxy.counts["ListObjectsV2"] <= 4
+
+
 async def test_odd_keys_land_safely(services: Services, s3: S3Harness) -> None:
     keys = {
         "footage/Cam 1/clip one.mp4": b"spaces",

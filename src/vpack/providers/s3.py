@@ -322,20 +322,31 @@ class S3Provider(Provider):
     ) -> AsyncIterator[ScanEvent]:
         prefix = self._allowed(selection)
         camera = _last_segment(prefix) or self.config.bucket
-        token: str | None = None
-        while True:
-            params: dict[str, Any] = {"Prefix": prefix, "MaxKeys": self.features.page_size}
-            if token:
-                params["ContinuationToken"] = token
-            listing = await self._run(self._call, "list_objects_v2", **params)
-            for obj in listing.get("Contents", []):
-                event = self._event(obj, prefix, camera)
-                if event is not None:
-                    yield event
-            token = listing.get("NextContinuationToken") if listing.get("IsTruncated") else None
-            if not token:
-                break
+        next_page: asyncio.Future[Any] | None = self._list_page(prefix, None)
+        try:
+            while next_page is not None:
+                listing = await next_page
+                token = listing.get("NextContinuationToken") if listing.get("IsTruncated") else None
+                # The next page is asked for before this one is handed on: the store
+                # lists while the engine records (a page of 1,000 keys is a round trip
+                # and ~150 ms of a busy server's time), so neither waits for the other.
+                next_page = self._list_page(prefix, token) if token else None
+                for obj in listing.get("Contents", []):
+                    event = self._event(obj, prefix, camera)
+                    if event is not None:
+                        yield event
+        finally:
+            if next_page is not None:  # the scan was abandoned: no page is wanted
+                next_page.cancel()
+                await asyncio.gather(next_page, return_exceptions=True)
         yield Checkpoint(cursor=None)
+
+    def _list_page(self, prefix: str, token: str | None) -> asyncio.Future[Any]:
+        """One ListObjectsV2 page under `prefix`, already on its way."""
+        params: dict[str, Any] = {"Prefix": prefix, "MaxKeys": self.features.page_size}
+        if token:
+            params["ContinuationToken"] = token
+        return asyncio.ensure_future(self._run(self._call, "list_objects_v2", **params))
 
     def _event(self, obj: dict[str, Any], prefix: str, default_camera: str) -> ScanEvent | None:
         key: str = obj["Key"]
