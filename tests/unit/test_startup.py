@@ -64,7 +64,7 @@ def test_the_vpack_command_imports_with_the_collector_paused_then_resumes_it() -
         "import vpack.launch\n"
         "sys.argv = ['vpack', '--version']\n"
         "try:\n"
-        "    vpack.launch.main()\n"
+        "    vpack.launch.run()\n"
         "except SystemExit:\n"
         "    pass\n"
         "print(len(collecting) > 100, any(collecting), gc.isenabled(), gc.get_freeze_count() > 0)\n"
@@ -73,3 +73,60 @@ def test_the_vpack_command_imports_with_the_collector_paused_then_resumes_it() -
         [sys.executable, "-c", code], capture_output=True, text=True, check=True
     ).stdout
     assert out.split()[-4:] == ["True", "False", "True", "True"]
+
+
+_LEAVING = """
+import atexit, sys, threading, time, vpack.launch
+class Noisy:
+    def __del__(self):
+        print("torn down", flush=True)
+def on_exit():
+    global noisy
+    print("exit handlers ran", flush=True)
+    noisy = Noisy()  # made after the CLI's freeze: freed by the interpreter's teardown
+atexit.register(on_exit)
+def late():
+    time.sleep(0.2)
+    print("thread ended", flush=True)
+if sys.argv[1] == "thread":  # a thread still at work when the command returns
+    command = vpack.launch.run
+    def run():
+        try:
+            command()
+        finally:
+            threading.Thread(target=late).start()
+    vpack.launch.run = run
+sys.argv = ["vpack", *sys.argv[2:]]
+vpack.launch.main()
+"""
+
+
+def _leave(*argv: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-c", _LEAVING, *argv], capture_output=True, text=True, timeout=60
+    )
+
+
+def test_the_vpack_command_leaves_without_the_interpreters_teardown() -> None:
+    from vpack import __version__
+
+    done = _leave("alone", "--version")
+    assert done.returncode == 0
+    assert __version__ in done.stdout
+    assert "exit handlers ran" in done.stdout
+    assert "torn down" not in done.stdout
+
+
+def test_the_vpack_command_keeps_its_exit_status_and_messages() -> None:
+    done = _leave("alone", "no-such-command")
+    assert done.returncode == 2  # click's usage error
+    assert "No such command" in done.stderr
+    assert "exit handlers ran" in done.stdout
+
+
+def test_a_thread_still_running_gets_the_interpreters_own_exit() -> None:
+    done = _leave("thread", "--version")
+    assert done.returncode == 0
+    assert "exit handlers ran" in done.stdout
+    assert "thread ended" in done.stdout, "the exit waited for the thread"
+    assert "torn down" in done.stdout, "the interpreter's own exit"
