@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import hashlib
 import os
 import time
@@ -499,6 +500,7 @@ async def test_small_reads_over_tls_check_the_certificate_as_boto3_does(
     boto3 trusts, and refuses a certificate that CA did not sign."""
     from tests.emulators.s3_faults import S3FaultProxy
     from tests.emulators.serving import self_signed_certificate
+    from vpack.providers.s3_curl import CurlPool
     from vpack.providers.s3_get import DirectGet
 
     certfile, keyfile = self_signed_certificate(tmp_path)
@@ -519,8 +521,12 @@ async def test_small_reads_over_tls_check_the_certificate_as_boto3_does(
         assert len(boto3_gets) == 1 and tls.counts["GetObject"] == 3
 
         direct = provider._direct
-        assert isinstance(direct, DirectGet) and direct._ca_bundle == str(certfile)
-        direct._ca_bundle, direct._idle = str(other_ca), []  # new handles trust another CA
+        assert isinstance(direct, DirectGet) and direct._pool is not None
+        assert direct._pool.transport.ca_bundle == str(certfile)
+        # New handles trust another CA.
+        direct._pool = CurlPool(
+            dataclasses.replace(direct._pool.transport, ca_bundle=str(other_ca))
+        )
         with pytest.raises(Transient, match=r"SSL certificate .*self-signed"):
             [c async for c in provider.open(videos[0])]
         assert len(boto3_gets) == 1, "the refusal is not retried around the check"

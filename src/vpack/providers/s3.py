@@ -59,7 +59,8 @@ from vpack.providers.base import (
 )
 from vpack.providers.local import VIDEO_EXTENSIONS
 from vpack.providers.registry import register
-from vpack.providers.s3_get import DirectGet, FetchFailed
+from vpack.providers.s3_curl import FetchFailed
+from vpack.providers.s3_get import DirectGet
 
 log = logging.getLogger(__name__)
 

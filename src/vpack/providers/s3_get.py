@@ -40,14 +40,8 @@ from botocore.awsrequest import AWSPreparedRequest
 from botocore.httpsession import get_cert_path
 from botocore.response import StreamingBody
 
+from vpack.providers.s3_curl import UNREACHED, CurlPool, FetchFailed, Transport, header_fields
 from vpack.providers.s3_sigv4 import ALGORITHM, GetSigner, Keys
-
-# libcurl's errors for a server it never reached (DNS, refused, proxy), as opposed to
-# one that stopped answering part-way.
-_UNREACHED = frozenset(
-    {pycurl.E_COULDNT_RESOLVE_HOST, pycurl.E_COULDNT_RESOLVE_PROXY, pycurl.E_COULDNT_CONNECT}
-)
-
 
 # GETs a thread may have sent ahead of their turn: the video it reads next and the
 # two after it (the batch hints two ahead of each read).
@@ -56,16 +50,6 @@ _AHEAD = 3
 # leaves at once (a loopback or LAN connect takes microseconds; a far one is left to
 # finish when the thread comes back for the answer).
 _SEND_TRIES, _SEND_WAIT = 3, 0.001
-
-
-class FetchFailed(Exception):
-    """A fetch that did not complete. `reached`: a connection was made; `cut`: the
-    object had begun to arrive, and `received` holds its bytes so far (a prefix to
-    resume from)."""
-
-    def __init__(self, message: str, received: bytes, *, reached: bool, cut: bool) -> None:
-        super().__init__(message)
-        self.received, self.reached, self.cut = received, reached, cut
 
 
 @dataclass
@@ -99,14 +83,11 @@ class DirectGet:
         self._base: str | None = None  # the object URL without the key
         self._base_path = ""  # its path, which the signature covers
         self._signer: GetSigner | None = None
-        self._proxy: str | None = None  # what libcurl goes through (None: no proxy)
         self._sent = threading.local()  # this thread's last boto3 GetObject request
-        # Idle libcurl handles, each keeping its connection open for the next fetch,
-        # whichever thread makes it.
-        self._idle: list[pycurl.Curl] = []
-        self._idle_lock = threading.Lock()
+        self._pool: CurlPool | None = None  # libcurl's handles, once `learn` knows the route
         self._ahead = _Ahead()
         self._multis: list[pycurl.CurlMulti] = []  # every thread's, closed with the provider
+        self._multis_lock = threading.Lock()
         client.meta.events.register("before-send.s3.GetObject", self._note_request)
         # The TLS settings of the boto3 client (AWS_CA_BUNDLE, verify=False) hold for
         # libcurl too: the CA bundle botocore would use, or no check where it makes none.
@@ -141,7 +122,8 @@ class DirectGet:
         # as urllib reads them): libcurl's own reading of the environment differs
         # (it ignores an upper-case HTTP_PROXY), and both stacks must take one route.
         proxy_config = getattr(self._http, "_proxy_config", None)
-        self._proxy = proxy_config.proxy_url_for(base) if proxy_config is not None else None
+        proxy = proxy_config.proxy_url_for(base) if proxy_config is not None else None
+        self._pool = CurlPool(Transport(*self._timeouts, proxy, self._ca_bundle))
         self._base = base
 
     @property
@@ -185,16 +167,16 @@ class DirectGet:
             code, message = exc.args[0], str(exc.args[-1])
             cut = curl.getinfo(pycurl.RESPONSE_CODE) in (200, 206)
             received = b"".join(body) if cut else b""
-            reached = code not in _UNREACHED
+            reached = code not in UNREACHED
             raise FetchFailed(message, received, reached=reached, cut=cut) from None
         else:
             status = curl.getinfo(pycurl.RESPONSE_CODE)
             data = b"".join(body) if status in (200, 206) else None
         finally:
             body.clear()  # the idle handle still holds this list: no bytes left in it
-            with self._idle_lock:
-                self._idle.append(curl)
-        return None if data is None else (data, _header_fields(lines))
+            assert self._pool is not None
+            self._pool.give(curl)
+        return None if data is None else (data, header_fields(lines))
 
     def start(self, key: str, headers: dict[str, str]) -> None:
         """Send the GET of `key` now; the next `fetch` of it with the same headers in
@@ -222,11 +204,10 @@ class DirectGet:
 
     def close(self) -> None:
         """Close every libcurl handle and each thread's multi handle."""
-        with self._idle_lock:
-            handles, self._idle = self._idle, []
+        if self._pool is not None:
+            self._pool.close()
+        with self._multis_lock:
             multis, self._multis = self._multis, []
-        for curl in handles:
-            curl.close()
         for multi in multis:
             multi.close()
 
@@ -235,7 +216,8 @@ class DirectGet:
     ) -> tuple[pycurl.Curl, list[bytes], list[bytes]]:
         """A handle set up to GET `key`, and the lists its body and header lines go to."""
         url, signed = self._signed(key, headers)
-        curl = self._take_curl()
+        assert self._pool is not None  # made by `learn`, as the signer is
+        curl = self._pool.take()
         body: list[bytes] = []
         lines: list[bytes] = []
         curl.setopt(pycurl.URL, url)
@@ -249,7 +231,7 @@ class DirectGet:
         ahead = self._ahead
         if ahead.multi is None:
             ahead.multi = pycurl.CurlMulti()
-            with self._idle_lock:
+            with self._multis_lock:
                 self._multis.append(ahead.multi)
         return ahead.multi
 
@@ -288,27 +270,6 @@ class DirectGet:
         self._multi().remove_handle(started.curl)
         started.curl.close()
 
-    def _take_curl(self) -> pycurl.Curl:
-        with self._idle_lock:
-            if self._idle:
-                return self._idle.pop()
-        curl = pycurl.Curl()
-        connect_timeout, read_timeout = self._timeouts
-        curl.setopt(pycurl.NOSIGNAL, 1)  # timeouts without SIGALRM: we are in threads
-        # S3 keys are not paths: "a/../b" is its own object, signed as written.
-        curl.setopt(pycurl.PATH_AS_IS, 1)
-        curl.setopt(pycurl.CONNECTTIMEOUT_MS, int(connect_timeout * 1000))
-        # botocore's read timeout: no byte for that long ends the read.
-        curl.setopt(pycurl.LOW_SPEED_LIMIT, 1)
-        curl.setopt(pycurl.LOW_SPEED_TIME, max(1, int(read_timeout)))
-        curl.setopt(pycurl.PROXY, self._proxy or "")  # "": none, whatever the environment says
-        if self._ca_bundle is None:
-            curl.setopt(pycurl.SSL_VERIFYPEER, 0)
-            curl.setopt(pycurl.SSL_VERIFYHOST, 0)
-        else:
-            curl.setopt(pycurl.CAINFO, self._ca_bundle)
-        return curl
-
     def get(
         self, key: str, headers: dict[str, str]
     ) -> tuple[StreamingBody, Mapping[str, str]] | None:
@@ -327,16 +288,6 @@ class DirectGet:
         length = response.headers.get("content-length")
         body = StreamingBody(response.raw, int(length) if length else None)
         return body, response.headers  # botocore's, whose look-ups ignore case
-
-
-def _header_fields(lines: list[bytes]) -> dict[str, str]:
-    """Response header lines as received (status line first) as a dict, names in lower case."""
-    fields: dict[str, str] = {}
-    for line in lines:
-        name, colon, value = line.decode("latin-1").partition(":")
-        if colon:
-            fields[name.strip().lower()] = value.strip()
-    return fields
 
 
 def _signed_region(authorization: str | bytes | None) -> str | None:
