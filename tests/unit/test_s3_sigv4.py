@@ -1,4 +1,4 @@
-"""SigV4 for plain GETs: AWS's own worked example, and botocore's signer as a second opinion."""
+"""SigV4 for plain GETs: AWS's own worked examples, and botocore's signer as a second opinion."""
 
 from __future__ import annotations
 
@@ -10,8 +10,9 @@ from botocore.auth import S3SigV4Auth
 from botocore.awsrequest import AWSRequest
 from botocore.credentials import Credentials
 
-from vpack.providers.s3_get import _host, _signed_region
-from vpack.providers.s3_sigv4 import GetSigner, Keys
+from vpack.providers.s3_get import _signed_region
+from vpack.providers.s3_list import canonical_query
+from vpack.providers.s3_sigv4 import GetSigner, Keys, host_header
 
 
 def test_the_get_object_example_of_the_s3_api_reference() -> None:
@@ -30,6 +31,43 @@ def test_the_get_object_example_of_the_s3_api_reference() -> None:
     assert headers["x-amz-date"] == "20130524T000000Z"
     assert headers["range"] == "bytes=0-9"
     assert "host" not in headers, "the HTTP client sends Host itself"
+
+
+def test_the_list_objects_example_of_the_s3_api_reference() -> None:
+    """The same page, Example: GET Bucket (List Objects): a query string, signed
+    sorted by name."""
+    signer = GetSigner("examplebucket.s3.amazonaws.com", "us-east-1")
+    keys = Keys("AKIAIOSFODNN7EXAMPLE", "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY")
+    query = canonical_query({"prefix": "J", "max-keys": "2"})
+    assert query == "max-keys=2&prefix=J"
+    headers = signer.headers("/", keys, {}, now=datetime(2013, 5, 24, tzinfo=UTC), query=query)
+    assert headers["authorization"] == (
+        "AWS4-HMAC-SHA256 Credential=AKIAIOSFODNN7EXAMPLE/20130524/us-east-1/s3/aws4_request,"
+        "SignedHeaders=host;x-amz-content-sha256;x-amz-date,"
+        "Signature=34b48302e7b5fa45bde8084f4b7868a86f0a534bc59db6670ed5711ef69dc6f7"
+    )
+
+
+def test_listing_signatures_match_botocores(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Prefixes with slashes, spaces and unicode, and a continuation token with
+    '+', '/' and '=': the query as we send it, signed both ways."""
+    when = datetime(2026, 11, 25, 8, 30, tzinfo=UTC)
+    signer = GetSigner("127.0.0.1:9000", "us-east-1")
+    keys = Keys("AKIAEXAMPLE", "secret/+key")
+    monkeypatch.setattr("botocore.auth.get_current_datetime", lambda: when.replace(tzinfo=None))
+    for prefix, token in [
+        ("footage/Cam 1/", None),
+        ("Kamera-ü/видео~(1)/", "1ueGcxLPRx1Tr/XYExHnhbYLgveDs2J/wm36Hy4vbOwM=+x"),
+        ("", "token"),
+    ]:
+        params = {"list-type": "2", "prefix": prefix, "max-keys": "1000", "encoding-type": "url"}
+        if token:
+            params["continuation-token"] = token
+        query = canonical_query(params)
+        ours = signer.headers("/bench", keys, {}, now=when, query=query)
+        request = AWSRequest(method="GET", url=f"http://127.0.0.1:9000/bench?{query}")
+        S3SigV4Auth(Credentials("AKIAEXAMPLE", "secret/+key"), "s3", "us-east-1").add_auth(request)
+        assert ours["authorization"] == request.headers["Authorization"].replace(", ", ","), prefix
 
 
 @pytest.mark.parametrize(
@@ -74,6 +112,6 @@ def test_the_region_and_host_come_from_what_botocore_sent() -> None:
     assert _signed_region("AWS AKIAEXAMPLE:c2lnbmF0dXJl") is None, "SigV2: not ours to sign"
     sts = "AWS4-HMAC-SHA256 Credential=AKIAEXAMPLE/20261125/x/sts/aws4_request"
     assert _signed_region(sts) is None, "another service's scope"
-    assert _host("https", "bucket.s3.amazonaws.com", 443) == "bucket.s3.amazonaws.com"
-    assert _host("http", "127.0.0.1", 9000) == "127.0.0.1:9000"
-    assert _host("http", "::1", 80) == "[::1]"
+    assert host_header("https", "bucket.s3.amazonaws.com", 443) == "bucket.s3.amazonaws.com"
+    assert host_header("http", "127.0.0.1", 9000) == "127.0.0.1:9000"
+    assert host_header("http", "::1", 80) == "[::1]"

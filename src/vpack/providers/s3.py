@@ -1,5 +1,9 @@
 """Amazon S3 and S3-compatible stores (MinIO, Wasabi, R2, B2, Ceph) through boto3 (plain
-reads through the lighter path in s3_get)."""
+reads through the lighter path in s3_get, scans' listings through s3_list's).
+
+boto3 is imported with the first client, not with this module: a scan's first
+listing leaves without it (s3_list), and the import and the client (0.2 s of CPU)
+are made while the store answers."""
 
 from __future__ import annotations
 
@@ -13,25 +17,9 @@ from collections import deque
 from collections.abc import AsyncIterator, Callable, Generator, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
-import boto3
-import botocore.session
-from botocore.config import Config as BotoConfig
-from botocore.exceptions import (
-    BotoCoreError,
-    ClientError,
-    EndpointConnectionError,
-    FlexibleChecksumError,
-    HTTPClientError,
-    IncompleteReadError,
-    NoCredentialsError,
-    ParamValidationError,
-    ResponseStreamingError,
-)
-from botocore.exceptions import ConnectionError as BotoConnectionError
-from botocore.response import StreamingBody
 from pydantic import BaseModel, Field, SecretStr
 
 from vpack.providers.base import (
@@ -60,11 +48,18 @@ from vpack.providers.base import (
 from vpack.providers.local import VIDEO_EXTENSIONS
 from vpack.providers.registry import register
 from vpack.providers.s3_curl import FetchFailed
-from vpack.providers.s3_get import DirectGet
+from vpack.providers.s3_list import DirectList, bucket_url, environment_transport
+from vpack.providers.s3_sigv4 import Keys
+
+if TYPE_CHECKING:
+    from botocore.response import StreamingBody
+
+    from vpack.providers.s3_get import DirectGet
 
 log = logging.getLogger(__name__)
 
 _READ_BYTES = 1024 * 1024
+_CONNECT_TIMEOUT, _READ_TIMEOUT = 15, 60  # seconds, for boto3 and libcurl alike
 # Large objects are read as consecutive ranges, several in flight, handed on in order:
 # one slow connection no longer sets the pace, the `.part` stays a prefix of the object
 # (resume and hashing unchanged) and memory is bounded by the ranges in flight.
@@ -144,6 +139,8 @@ class S3Provider(Provider):
         super().__init__(config, **kwargs)
         self._client_obj: Any = None
         self._direct: DirectGet | None = None  # plain GETs without boto3's per-call cost
+        self._lister: DirectList | None = None  # scans' listings without boto3
+        self._list_directly = True  # until a listing had to go through boto3
         self._client_lock = threading.Lock()
         self._bucket_region: str | None = None  # where S3 said the bucket is, if not config.region
         # (key, ETag) of SSE-KMS objects read: their ETag is no MD5 though it looks like one.
@@ -154,13 +151,19 @@ class S3Provider(Provider):
         """The boto3 client, made on first use in a worker thread (creating one is slow)."""
         with self._client_lock:
             if self._client_obj is None:
+                import boto3
+                import botocore.session
+                from botocore.config import Config as BotoConfig
+
+                from vpack.providers.s3_get import DirectGet
+
                 cfg = self.config
                 options: dict[str, Any] = {
                     "region_name": cfg.region,
                     "s3": {"addressing_style": "path" if cfg.path_style else "auto"},
                     "retries": {"mode": "standard", "total_max_attempts": 3},
-                    "connect_timeout": 15,
-                    "read_timeout": 60,
+                    "connect_timeout": _CONNECT_TIMEOUT,
+                    "read_timeout": _READ_TIMEOUT,
                     "max_pool_connections": 32,
                 }
                 if cfg.endpoint_url:
@@ -201,12 +204,24 @@ class S3Provider(Provider):
 
     def _call(self, operation: str, *, checking: bool = False, **params: Any) -> Any:
         """One S3 request with its failures as our error classes (blocking)."""
+        from botocore.exceptions import BotoCoreError, ClientError  # loaded by the client
+
         try:
             return getattr(self._client(), operation)(Bucket=self.config.bucket, **params)
         except (ClientError, BotoCoreError) as exc:
             raise self._error(exc, params.get("Key"), checking=checking) from None
 
     def _error(self, exc: Exception, key: str | None, *, checking: bool) -> ProviderError:
+        from botocore.exceptions import (
+            BotoCoreError,
+            ClientError,
+            EndpointConnectionError,
+            HTTPClientError,
+            NoCredentialsError,
+            ParamValidationError,
+        )
+        from botocore.exceptions import ConnectionError as BotoConnectionError
+
         bucket, where = self.config.bucket, self.config.endpoint_url or "S3"
         if isinstance(exc, EndpointConnectionError):
             message = f"cannot reach {where}: check the endpoint URL and the network"
@@ -344,10 +359,39 @@ class S3Provider(Provider):
 
     def _list_page(self, prefix: str, token: str | None) -> asyncio.Future[Any]:
         """One ListObjectsV2 page under `prefix`, already on its way."""
+        return asyncio.ensure_future(self._run(self._list, prefix, token))
+
+    def _list(self, prefix: str, token: str | None) -> dict[str, Any]:
+        """One page of a scan (blocking): through libcurl where s3_list can send it,
+        else through boto3."""
+        lister = self._direct_lister()
+        if lister is not None:
+            listing = lister.page(prefix, token, self.features.page_size)
+            if listing is not None:
+                return listing
+            # Refused, redirected or unreadable: boto3 asks again and says what is
+            # wrong, and lists from here on.
+            with self._client_lock:
+                self._list_directly, self._lister = False, None
+            lister.close()
         params: dict[str, Any] = {"Prefix": prefix, "MaxKeys": self.features.page_size}
         if token:
             params["ContinuationToken"] = token
-        return asyncio.ensure_future(self._run(self._call, "list_objects_v2", **params))
+        answer: dict[str, Any] = self._call("list_objects_v2", **params)
+        return answer
+
+    def _direct_lister(self) -> DirectList | None:
+        with self._client_lock:
+            if self._lister is None and self._list_directly:
+                cfg = self.config
+                url = bucket_url(cfg.endpoint_url, cfg.path_style, cfg.bucket, cfg.region)
+                if url is None:
+                    self._list_directly = False
+                    return None
+                keys = Keys(cfg.access_key_id, cfg.secret_access_key.get_secret_value())
+                transport = environment_transport(url, _CONNECT_TIMEOUT, _READ_TIMEOUT)
+                self._lister = DirectList(url, cfg.region, keys, transport)
+            return self._lister
 
     def _event(self, obj: dict[str, Any], prefix: str, default_camera: str) -> ScanEvent | None:
         key: str = obj["Key"]
@@ -489,6 +533,8 @@ class S3Provider(Provider):
         if headers is None:
             return None
         assert self._direct is not None
+        from botocore.exceptions import BotoCoreError
+
         try:
             return self._direct.get(params["Key"], headers)
         except BotoCoreError as exc:
@@ -532,6 +578,13 @@ class S3Provider(Provider):
         return data
 
     def _body(self, video: RemoteVideo, body: StreamingBody) -> Generator[bytes, None, None]:
+        from botocore.exceptions import (
+            FlexibleChecksumError,
+            HTTPClientError,
+            IncompleteReadError,
+            ResponseStreamingError,
+        )
+
         try:
             while True:
                 try:
@@ -565,6 +618,8 @@ class S3Provider(Provider):
             await asyncio.to_thread(self._client_obj.close)
         if self._direct is not None:
             self._direct.close()
+        if self._lister is not None:
+            self._lister.close()
         await super().aclose()
 
 

@@ -41,7 +41,7 @@ from botocore.httpsession import get_cert_path
 from botocore.response import StreamingBody
 
 from vpack.providers.s3_curl import UNREACHED, CurlPool, FetchFailed, Transport, header_fields
-from vpack.providers.s3_sigv4 import ALGORITHM, GetSigner, Keys
+from vpack.providers.s3_sigv4 import ALGORITHM, GetSigner, Keys, host_header
 
 # GETs a thread may have sent ahead of their turn: the video it reads next and the
 # two after it (the batch hints two ahead of each read).
@@ -116,7 +116,7 @@ class DirectGet:
             return
         base = url[: -len(tail)]
         parts = urlsplit(base)
-        self._signer = GetSigner(_host(parts.scheme, parts.hostname, parts.port), region)
+        self._signer = GetSigner(host_header(parts.scheme, parts.hostname, parts.port), region)
         self._base_path = parts.path
         # The proxy botocore chose for this endpoint (HTTP(S)_PROXY less NO_PROXY, read
         # as urllib reads them): libcurl's own reading of the environment differs
@@ -300,13 +300,3 @@ def _signed_region(authorization: str | bytes | None) -> str | None:
     credential = authorization.split("Credential=", 1)[-1].split(",", 1)[0]
     scope = credential.split("/")
     return scope[-3] if len(scope) >= 5 and scope[-2:] == ["s3", "aws4_request"] else None
-
-
-def _host(scheme: str, hostname: str | None, port: int | None) -> str:
-    """The Host header an HTTP client sends for this URL: no port when it is the default."""
-    host = hostname or ""
-    if ":" in host:  # an IPv6 literal
-        host = f"[{host}]"
-    if port is not None and port != {"http": 80, "https": 443}.get(scheme):
-        host = f"{host}:{port}"
-    return host

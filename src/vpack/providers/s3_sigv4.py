@@ -1,14 +1,15 @@
-"""AWS Signature Version 4 for the one request DirectGet sends: a GET with no body.
+"""AWS Signature Version 4 for the requests sent without botocore: GETs with no body
+(s3_get's reads, s3_list's listings).
 
 botocore's signer handles every AWS request shape (query strings, bodies,
 streaming checksums, presigning), and for a plain GET that generality costs
 about 0.1 ms of CPU per request: as much as the rest of the request line. This
 signs just that shape, in a fifth of the time, following the published
 algorithm (Amazon S3 API Reference, "Signature Calculations for the Authorization
-Header: Transferring Payload in a Single Chunk"; its "Example: GET Object" is a
-test here):
+Header: Transferring Payload in a Single Chunk"; its "Example: GET Object" and
+"Example: GET Bucket Lifecycle" are tests here):
 
-    CanonicalRequest = GET \\n URI \\n (empty query) \\n headers \\n signed names \\n
+    CanonicalRequest = GET \\n URI \\n query \\n headers \\n signed names \\n
                        hex(SHA256(empty body))
     StringToSign     = AWS4-HMAC-SHA256 \\n date-time \\n day/region/s3/aws4_request \\n
                        hex(SHA256(CanonicalRequest))
@@ -47,11 +48,18 @@ class GetSigner:
         self._key: tuple[str, str, bytes] | None = None  # (secret, day, signing key)
 
     def headers(
-        self, path: str, keys: Keys, extra: Mapping[str, str], now: datetime | None = None
+        self,
+        path: str,
+        keys: Keys,
+        extra: Mapping[str, str],
+        now: datetime | None = None,
+        *,
+        query: str = "",
     ) -> dict[str, str]:
-        """The headers to send with `GET path`: `extra` (signed too), the date, the
-        payload hash, the session token if any, and Authorization. Host is left to
-        the HTTP client, which sends the same value."""
+        """The headers to send with `GET path?query`: `extra` (signed too), the date,
+        the payload hash, the session token if any, and Authorization. `query` is the
+        canonical query string (names sorted, values percent-encoded), sent as it is
+        signed. Host is left to the HTTP client, which sends the same value."""
         stamp = (now or datetime.now(UTC)).strftime("%Y%m%dT%H%M%SZ")
         day = stamp[:8]
         signed = {name.lower(): " ".join(value.split()) for name, value in extra.items()}
@@ -66,7 +74,7 @@ class GetSigner:
             [
                 "GET",
                 path,
-                "",
+                query,
                 *(f"{name}:{signed[name]}" for name in names),
                 "",
                 signed_names,
@@ -96,3 +104,13 @@ class GetSigner:
             key = hmac.new(key, part.encode(), hashlib.sha256).digest()
         self._key = (secret, day, key)
         return key
+
+
+def host_header(scheme: str, hostname: str | None, port: int | None) -> str:
+    """The Host header an HTTP client sends for this URL: no port when it is the default."""
+    host = hostname or ""
+    if ":" in host:  # an IPv6 literal
+        host = f"[{host}]"
+    if port is not None and port != {"http": 80, "https": 443}.get(scheme):
+        host = f"{host}:{port}"
+    return host
