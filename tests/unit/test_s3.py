@@ -277,8 +277,9 @@ async def test_slow_down_is_retried_a_bounded_number_of_times(
     s3.proxy.fail_next(50, "SlowDown")
     s3.proxy.reset_counts()
     tallies = await services.engine.run_downloads([source_id], max_rate_limit_wait=0)
-    # botocore's own retries (3 attempts), then the connection is paused: no storm.
-    assert s3.proxy.counts["GetObject"] == 3
+    # The direct GET (the listing showed the route), botocore's own retries (3
+    # attempts), then the connection is paused: no storm.
+    assert s3.proxy.counts["GetObject"] == 1 + 3
     assert tallies[source_id].failed == 0 and tallies[source_id].downloaded == 0
     (row,) = await videos_of(services, source_id)
     assert row.state == VideoState.PENDING and row.attempts == 0
@@ -407,6 +408,8 @@ def test_the_direct_get_takes_the_url_boto3_used() -> None:
     from botocore.config import Config
 
     from vpack.providers.s3_get import DirectGet
+    from vpack.providers.s3_list import bucket_url
+    from vpack.providers.s3_sigv4 import Keys
 
     class Raw:
         def stream(self, *_: object, **__: object) -> list[bytes]:
@@ -422,17 +425,19 @@ def test_the_direct_get_takes_the_url_boto3_used() -> None:
     minio = session.client(
         "s3", endpoint_url="http://nas.local:9000", config=Config(s3={"addressing_style": "path"})
     )
-    for client, bucket, base in (
-        (aws, "my-bucket", "https://my-bucket.s3.eu-west-1.amazonaws.com/"),
-        (minio, "cams", "http://nas.local:9000/cams/"),
+    for client, bucket, base, settings in (
+        (aws, "my-bucket", "https://my-bucket.s3.eu-west-1.amazonaws.com/", (None, False)),
+        (minio, "cams", "http://nas.local:9000/cams/", ("http://nas.local:9000", True)),
     ):
-        direct = DirectGet(client, session.get_credentials())
+        direct = DirectGet(Keys("AKIAEXAMPLE", "secret"))
+        direct.attach(client)
         client.meta.events.register_last("before-send.s3.GetObject", answer)
-        assert direct.available and not direct.ready, "nothing learnt before a first read"
+        assert direct._http is not None and not direct.ready, "nothing learnt before a first read"
         client.get_object(Bucket=bucket, Key="Cam 1/ü~x.mp4")
         direct.learn("Cam 1/ü~x.mp4")
-        assert direct.ready and direct._base == base
-    assert not DirectGet(minio, None).available, "without keys every read goes through boto3"
+        assert direct.ready and direct.streams and direct._base == base
+        # The URL a listing takes from the settings alone (s3_list) is botocore's too.
+        assert bucket_url(*settings, bucket, "eu-west-1") + "/" == base
 
 
 async def test_reads_one_after_another_keep_their_connection(s3: S3Harness) -> None:
@@ -541,7 +546,8 @@ async def test_small_reads_take_the_proxy_boto3_takes(
 ) -> None:
     """An endpoint behind a proxy named in HTTP_PROXY (upper case, which libcurl alone
     would ignore for http://): the listing, boto3's first read and libcurl's reads
-    all go through it; with NO_PROXY naming the host, none do."""
+    all go through it; with NO_PROXY naming the host, none do. (Reads come from a
+    provider that did not list, so its first read goes through boto3.)"""
     from tests.emulators.forward_proxy import ForwardProxy
 
     keys = [f"{s3.prefix}cam/clip-{i}.mp4" for i in range(3)]
@@ -550,10 +556,11 @@ async def test_small_reads_take_the_proxy_boto3_takes(
         monkeypatch.delenv(name, raising=False)
     with ForwardProxy() as proxy:
         monkeypatch.setenv("HTTP_PROXY", proxy.url)
-        provider = _provider(s3)
+        lister, provider = _provider(s3), _provider(s3)
         try:
             boto3_gets = await boto3_reads(provider)
-            videos = _found(await _scan_with(provider, s3))
+            videos = _found(await _scan_with(lister, s3))
+            assert lister._client_obj is None, "the listing went through libcurl"
             for video in videos:
                 assert b"".join([c async for c in provider.open(video)]) == b"via proxy"
             assert len(boto3_gets) == 1, "the reads after the first went through libcurl"
@@ -562,6 +569,7 @@ async def test_small_reads_take_the_proxy_boto3_takes(
             assert len([url for url in ours if "/cam/clip-" in url]) == 3
             assert any("list-type=2" in url for url in ours)
         finally:
+            await lister.aclose()
             await provider.aclose()
 
         monkeypatch.setenv("NO_PROXY", "127.0.0.1")

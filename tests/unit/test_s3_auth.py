@@ -49,7 +49,8 @@ async def test_a_least_privilege_key_connects_lists_and_reads(locked: AuthMoto) 
 async def test_reads_after_the_first_carry_our_own_signature(locked: AuthMoto) -> None:
     """Past the first read, GETs are signed by s3_sigv4, not boto3: a server that checks
     every signature takes them for keys that need escaping and for ranges. A signature
-    it refuses costs one request more, through boto3."""
+    it refuses costs one request more, through boto3. (The reads come from a provider
+    that did not list, so its first read goes through boto3.)"""
     keys = {
         "signed/Cam 1/clip one.mp4": b"spaces in the key",
         "signed/Kamera-ü/видео~1.mp4": b"unicode in the key",
@@ -60,10 +61,11 @@ async def test_reads_after_the_first_carry_our_own_signature(locked: AuthMoto) -
     for key, data in keys.items():
         await asyncio.to_thread(admin.put_object, Bucket=locked.bucket, Key=key, Body=data)
     provider = build_provider("s3", locked.config(locked.reader))
+    lister = build_provider("s3", locked.config(locked.reader))
     assert isinstance(provider, S3Provider)
     try:
         boto3_gets = await boto3_reads(provider)
-        events = [e async for e in provider.scan("signed/", None, S3SourceOptions())]
+        events = [e async for e in lister.scan("signed/", None, S3SourceOptions())]
         videos = [e.video for e in events if isinstance(e, Found)]
         assert sorted(v.remote_id for v in videos) == sorted(keys)
         for video in videos:
@@ -78,6 +80,7 @@ async def test_reads_after_the_first_carry_our_own_signature(locked: AuthMoto) -
         assert b"".join([c async for c in provider.open(first)]) == keys[first.remote_id]
         assert boto3_gets[1:] == [first.remote_id], "refused, then read through boto3"
     finally:
+        await lister.aclose()
         await provider.aclose()
 
 

@@ -12,7 +12,7 @@ import certifi
 import pytest
 
 from tests.conformance.s3_harness import AccessKey, AuthMoto, S3Harness, auth_moto, put_many
-from vpack.providers.base import AuthExpired, Found, ScanEvent
+from vpack.providers.base import AuthExpired, Found, NotFound, ScanEvent
 from vpack.providers.registry import build_provider
 from vpack.providers.s3 import S3Provider, S3SourceOptions
 from vpack.providers.s3_list import bucket_url, environment_transport, parse_listing
@@ -139,6 +139,29 @@ async def _scan(provider: S3Provider, selection: str) -> list[ScanEvent]:
     return [e async for e in provider.scan(selection, None, S3SourceOptions())]
 
 
+async def test_after_a_listing_reads_need_no_boto3_until_one_fails(s3: S3Harness) -> None:
+    keys = [f"{s3.prefix}Cam1/clip-{i}.mp4" for i in range(3)]
+    await asyncio.to_thread(put_many, s3.client, s3.bucket, keys, b"small clip")
+    provider = s3.build(s3.connection_config())
+    assert isinstance(provider, S3Provider)
+    try:
+        videos = [e.video for e in await _scan(provider, s3.selection()) if isinstance(e, Found)]
+        s3.proxy.reset_counts()
+        for video in videos:
+            assert b"".join([c async for c in provider.open(video)]) == b"small clip"
+            assert b"".join([c async for c in provider.open(video, offset=6)]) == b"clip"
+        assert provider._client_obj is None, "the listing showed the route: no boto3"
+        assert s3.proxy.counts["GetObject"] == 6
+
+        gone = videos[0]
+        await asyncio.to_thread(s3.client.delete_object, Bucket=s3.bucket, Key=gone.remote_id)
+        with pytest.raises(NotFound, match="removed before it could be copied"):
+            [c async for c in provider.open(gone)]
+        assert provider._client_obj is not None, "the 404 was asked again through boto3"
+    finally:
+        await provider.aclose()
+
+
 async def test_a_scan_lists_without_making_a_boto3_client(s3: S3Harness) -> None:
     keys = [f"{s3.prefix}Cam 1/clip-{i:04d}~ü.mp4" for i in range(1500)]
     await asyncio.to_thread(put_many, s3.client, s3.bucket, keys, b"x")
@@ -172,7 +195,9 @@ async def test_a_server_checking_signatures_takes_the_listings_own(locked: AuthM
         assert sorted(v.remote_id for v in found) == sorted(keys)
         odd = [e.video for e in await _scan(provider, "listed/Kamera-ü/") if isinstance(e, Found)]
         assert [v.remote_id for v in odd] == ["listed/Kamera-ü/видео~1.mp4"], "a prefix to escape"
-        assert provider._client_obj is None, "listed with our own signature"
+        for video in found:
+            assert b"".join([c async for c in provider.open(video)]) == b"x"
+        assert provider._client_obj is None, "listed and read with our own signatures"
     finally:
         await provider.aclose()
 

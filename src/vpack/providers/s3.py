@@ -186,8 +186,9 @@ class S3Provider(Provider):
                     "s3", endpoint_url=cfg.endpoint_url, config=BotoConfig(**options)
                 )
                 client.meta.events.register("needs-retry.s3", self._note_region)
-                direct = DirectGet(client, session.get_credentials())
-                self._direct = direct if direct.available else None
+                if self._direct is None:
+                    self._direct = DirectGet(self._keys())
+                self._direct.attach(client)
                 self._client_obj = client
             return self._client_obj
 
@@ -368,6 +369,7 @@ class S3Provider(Provider):
         if lister is not None:
             listing = lister.page(prefix, token, self.features.page_size)
             if listing is not None:
+                self._route_proven(lister)
                 return listing
             # Refused, redirected or unreadable: boto3 asks again and says what is
             # wrong, and lists from here on.
@@ -388,10 +390,25 @@ class S3Provider(Provider):
                 if url is None:
                     self._list_directly = False
                     return None
-                keys = Keys(cfg.access_key_id, cfg.secret_access_key.get_secret_value())
                 transport = environment_transport(url, _CONNECT_TIMEOUT, _READ_TIMEOUT)
-                self._lister = DirectList(url, cfg.region, keys, transport)
+                self._lister = DirectList(url, cfg.region, self._keys(), transport)
             return self._lister
+
+    def _route_proven(self, lister: DirectList) -> None:
+        """A listing came back from the bucket URL the settings give: reads can go
+        there too, with no boto3 (see s3_get)."""
+        if self._direct is not None and self._direct.ready:
+            return
+        with self._client_lock:
+            if self._direct is None:
+                from vpack.providers.s3_get import DirectGet
+
+                self._direct = DirectGet(self._keys())
+            self._direct.take_route(lister.objects, self.config.region, lister.transport)
+
+    def _keys(self) -> Keys:
+        cfg = self.config
+        return Keys(cfg.access_key_id, cfg.secret_access_key.get_secret_value())
 
     def _event(self, obj: dict[str, Any], prefix: str, default_camera: str) -> ScanEvent | None:
         key: str = obj["Key"]
@@ -518,8 +535,9 @@ class S3Provider(Provider):
 
     def _direct_headers(self, params: dict[str, Any]) -> dict[str, str] | None:
         """The headers of a plain GET without boto3 (see s3_get); None when boto3 must
-        do it: before its first read, or with a checksum to validate."""
-        self._client()
+        do it: before the route is known, or with a checksum to validate."""
+        if self._direct is None or not self._direct.ready:
+            self._client()  # its first read shows the route
         if self._direct is None or not self._direct.ready or "ChecksumMode" in params:
             return None
         headers = {"If-Match": params["IfMatch"]}
@@ -530,9 +548,8 @@ class S3Provider(Provider):
     def _get_direct(self, params: dict[str, Any]) -> tuple[StreamingBody, Mapping[str, str]] | None:
         """A plain streamed GET without boto3 (see s3_get); None when boto3 must do it."""
         headers = self._direct_headers(params)
-        if headers is None:
+        if headers is None or self._direct is None or not self._direct.streams:
             return None
-        assert self._direct is not None
         from botocore.exceptions import BotoCoreError
 
         try:

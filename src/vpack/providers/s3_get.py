@@ -5,8 +5,10 @@ event hooks, parameter checks, response parsing): for a 64 KiB video that is mos
 of the client's work. Here the same request is signed with SigV4 (s3_sigv4) and
 sent through the boto3 client's own HTTP session (same TLS checks, proxies,
 timeouts and connection pool), so only the request line and its signature are ours.
-The URL and the signing region are the ones botocore used for a first read
-through boto3: its endpoint rules are not derived again.
+The URL and the signing region are the ones a scan's listing through s3_list
+proved (the bucket URL its settings give), or else the ones botocore used for a
+first read through boto3: endpoint rules are not derived again. After a listing,
+bounded reads need no boto3 at all, and a sync of small videos never loads it.
 
 Reads of a known, bounded length (small objects, the ranges of large ones) go
 through libcurl (`fetch`), the rest stream through botocore's session (`get`).
@@ -32,16 +34,16 @@ from __future__ import annotations
 import threading
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import quote, urlsplit
 
 import pycurl
-from botocore.awsrequest import AWSPreparedRequest
-from botocore.httpsession import get_cert_path
-from botocore.response import StreamingBody
 
 from vpack.providers.s3_curl import UNREACHED, CurlPool, FetchFailed, Transport, header_fields
 from vpack.providers.s3_sigv4 import ALGORITHM, GetSigner, Keys, host_header
+
+if TYPE_CHECKING:
+    from botocore.response import StreamingBody
 
 # GETs a thread may have sent ahead of their turn: the video it reads next and the
 # two after it (the batch hints two ahead of each read).
@@ -73,30 +75,34 @@ class _Ahead(threading.local):
 
 
 class DirectGet:
-    """Signed GETs of one bucket's objects, at the URL boto3 uses."""
+    """Signed GETs of one bucket's objects, at the URL boto3 uses.
 
-    def __init__(self, client: Any, credentials: Any) -> None:
-        # botocore's HTTP session is not public API; without it there is no fast path
-        # (`available` stays False) and every read goes through boto3.
-        self._http = getattr(getattr(client, "_endpoint", None), "http_session", None)
-        self._credentials = credentials
+    The route (object URL, signing region, how libcurl reaches the store) comes
+    from one of two places: a scan's listing through s3_list, which proved the URL
+    its settings give (`take_route`), or else the first read through boto3
+    (`attach`, then `learn`)."""
+
+    def __init__(self, keys: Keys) -> None:
+        self._keys = keys
+        self._http: Any = None  # botocore's HTTP session, once a client is attached
+        self._timeouts: tuple[float, float] = (60, 60)  # the attached client's
         self._base: str | None = None  # the object URL without the key
         self._base_path = ""  # its path, which the signature covers
         self._signer: GetSigner | None = None
         self._sent = threading.local()  # this thread's last boto3 GetObject request
-        self._pool: CurlPool | None = None  # libcurl's handles, once `learn` knows the route
+        self._pool: CurlPool | None = None  # libcurl's handles, once the route is known
         self._ahead = _Ahead()
         self._multis: list[pycurl.CurlMulti] = []  # every thread's, closed with the provider
         self._multis_lock = threading.Lock()
+
+    def attach(self, client: Any) -> None:
+        """Stream through `client`'s HTTP session from now on, and learn the route
+        from its first read if no listing has shown it."""
+        # botocore's HTTP session is not public API; without it reads of unbounded
+        # length go through boto3, and so does every read until a listing shows the route.
+        self._http = getattr(getattr(client, "_endpoint", None), "http_session", None)
+        self._timeouts = (client.meta.config.connect_timeout, client.meta.config.read_timeout)
         client.meta.events.register("before-send.s3.GetObject", self._note_request)
-        # The TLS settings of the boto3 client (AWS_CA_BUNDLE, verify=False) hold for
-        # libcurl too: the CA bundle botocore would use, or no check where it makes none.
-        verify = getattr(self._http, "_verify", True)
-        self._ca_bundle: str | None = get_cert_path(verify) if verify is not False else None
-        self._timeouts = (
-            client.meta.config.connect_timeout,
-            client.meta.config.read_timeout,
-        )
 
     def _note_request(self, request: Any, **_: Any) -> None:
         self._sent.request = request  # returns None: botocore then sends it as usual
@@ -107,7 +113,7 @@ class DirectGet:
         (which a redirect may have changed) as the pattern for the next reads.
         A request not signed with SigV4 teaches nothing: reads stay with boto3."""
         request = getattr(self._sent, "request", None)
-        if self._base is not None or request is None:
+        if self._base is not None or request is None or self._http is None:
             return
         tail = quote(key, safe="/~")
         url = request.url.split("?", 1)[0]
@@ -115,25 +121,39 @@ class DirectGet:
         if region is None or not url.endswith(tail):
             return
         base = url[: -len(tail)]
-        parts = urlsplit(base)
-        self._signer = GetSigner(host_header(parts.scheme, parts.hostname, parts.port), region)
-        self._base_path = parts.path
         # The proxy botocore chose for this endpoint (HTTP(S)_PROXY less NO_PROXY, read
         # as urllib reads them): libcurl's own reading of the environment differs
         # (it ignores an upper-case HTTP_PROXY), and both stacks must take one route.
         proxy_config = getattr(self._http, "_proxy_config", None)
         proxy = proxy_config.proxy_url_for(base) if proxy_config is not None else None
-        self._pool = CurlPool(Transport(*self._timeouts, proxy, self._ca_bundle))
+        from botocore.httpsession import get_cert_path  # loaded by the client
+
+        # The TLS settings of the client (AWS_CA_BUNDLE, verify=False) hold for libcurl
+        # too: the CA bundle botocore would use, or no check where it makes none.
+        verify = getattr(self._http, "_verify", True)
+        ca_bundle = get_cert_path(verify) if verify is not False else None
+        self.take_route(base, region, Transport(*self._timeouts, proxy, ca_bundle))
+
+    def take_route(self, base: str, region: str, transport: Transport) -> None:
+        """Read objects at `base` + key, signed for `region`, over `transport`; a
+        route already taken stays."""
+        if self._base is not None:
+            return
+        parts = urlsplit(base)
+        self._signer = GetSigner(host_header(parts.scheme, parts.hostname, parts.port), region)
+        self._base_path = parts.path
+        self._pool = CurlPool(transport)
         self._base = base
 
     @property
-    def available(self) -> bool:
-        """Can reads go this way (once `learn` has seen one)?"""
-        return self._http is not None and self._credentials is not None
+    def ready(self) -> bool:
+        """Can bounded reads go this way (`fetch`, `start`)?"""
+        return self._base is not None
 
     @property
-    def ready(self) -> bool:
-        return self.available and self._base is not None
+    def streams(self) -> bool:
+        """Can reads of any length go this way too (`get`)?"""
+        return self._base is not None and self._http is not None
 
     def _signed(self, key: str, headers: dict[str, str]) -> tuple[str, dict[str, str]]:
         """The URL of `key` and the headers that sign a GET of it."""
@@ -142,9 +162,9 @@ class DirectGet:
         # sent as they are (S3 keys are not paths), and S3's signature does not
         # normalise them either.
         quoted = quote(key, safe="/~")
-        frozen = self._credentials.get_frozen_credentials()  # refreshed if they expire
-        keys = Keys(frozen.access_key, frozen.secret_key, frozen.token)
-        return self._base + quoted, self._signer.headers(self._base_path + quoted, keys, headers)
+        return self._base + quoted, self._signer.headers(
+            self._base_path + quoted, self._keys, headers
+        )
 
     def fetch(self, key: str, headers: dict[str, str]) -> tuple[bytes, Mapping[str, str]] | None:
         """The whole answer in memory, through libcurl: for reads of a bounded length.
@@ -277,6 +297,9 @@ class DirectGet:
 
         Raises botocore's connection errors (EndpointConnectionError, timeouts) as
         boto3 would."""
+        from botocore.awsrequest import AWSPreparedRequest  # loaded by the attached client
+        from botocore.response import StreamingBody
+
         assert self._http is not None
         url, signed = self._signed(key, headers)
         request = AWSPreparedRequest("GET", url, signed, None, True)

@@ -94,6 +94,8 @@ class DirectList:
         self._signer = GetSigner(host_header(parts.scheme, parts.hostname, parts.port), region)
         self._keys = keys
         self._pool = CurlPool(transport)
+        self.objects = url.rstrip("/") + "/"  # an object's URL: this and its quoted key
+        self.transport = transport
 
     def page(self, prefix: str, token: str | None, max_keys: int) -> dict[str, Any] | None:
         """One page of keys under `prefix`, shaped as boto3's answer (Contents,
