@@ -3,9 +3,9 @@
 Cases: (a) 200 objects of 8 MiB, (b) 5,000 objects of 64 KiB, (c) 1,000 objects of
 64 KiB behind a relay that holds every chunk 10 ms each way, a far endpoint (fewer
 with VPACK_BENCH_S3_BIG / VPACK_BENCH_S3_SMALL / VPACK_BENCH_S3_FAR or --quick).
-Each tool runs alone, in round-robin, into a fresh destination; wall time and peak
-RSS come from the same launcher as the local benchmark. Requests are counted from
-moto's access log. A third row in (a) and (b), "moto alone", fetches every object
+Each tool runs alone, in round-robin (the order turning each round), into a fresh
+destination; wall time and peak RSS come from the same launcher as the local
+benchmark. Requests are counted from moto's access log. A third row in (a) and (b), "moto alone", fetches every object
 with bare urllib3 GETs (no signing, hashing or disk) at the same concurrency: the
 server's own ceiling, which no client can beat, so client overhead = tool time -
 that floor.
@@ -379,7 +379,7 @@ class Bench:
                 "moto alone (urllib3 GETs)": self.run_floor,
             }
             for attempt in range(1, repeats + 1):
-                for row in rows:
+                for row in _rotated(rows, attempt - 1):
                     os.sync()
                     server_before = self.moto.cpu_seconds()
                     ran, requests = runner[row.tool](row.case, attempt)
@@ -440,6 +440,18 @@ class Bench:
                 for r in rows
             ],
         }
+
+
+def _rotated(rows: list[Row], turn: int) -> list[Row]:
+    """The rows, each case's tools in an order that turns by one each round: the
+    same tool first every time would be favoured by moto, which slows as it ages
+    (the floor row of (b) went 11.1 -> 15.2 s from one round to the next)."""
+    ordered: list[Row] = []
+    for case in dict.fromkeys(row.case.letter for row in rows):
+        mine = [row for row in rows if row.case.letter == case]
+        shift = turn % len(mine)
+        ordered += mine[shift:] + mine[:shift]
+    return ordered
 
 
 # ------------------------------------------------------------------ markdown
