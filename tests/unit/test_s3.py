@@ -7,7 +7,7 @@ import dataclasses
 import hashlib
 import os
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -31,15 +31,6 @@ from vpack.providers.base import (
 from vpack.providers.s3 import S3Provider, S3SourceOptions
 from vpack.services import Services
 from vpack.sync.transfer import Staged, stage_each_blocking
-
-
-@pytest.fixture
-async def s3(tmp_path: Path) -> AsyncIterator[S3Harness]:
-    harness = await asyncio.to_thread(S3Harness, tmp_path)
-    try:
-        yield harness
-    finally:
-        await harness.aclose()
 
 
 def _provider(s3: S3Harness, **changes: object) -> S3Provider:
@@ -86,12 +77,18 @@ async def test_scan_pages_past_a_thousand_keys(s3: S3Harness) -> None:
     assert s3.proxy.counts["ListObjectsV2"] == 3, "1,000 keys a page, each page read once"
 
 
+async def _clips(s3: S3Harness, count: int) -> list[str]:
+    """`count` one-byte clips under one camera; the request counts start from here."""
+    keys = [f"{s3.prefix}Cam1/clip-{i:04d}.mp4" for i in range(count)]
+    await asyncio.to_thread(put_many, s3.client, s3.bucket, keys, b"x")
+    s3.proxy.reset_counts()
+    return keys
+
+
 async def test_the_next_page_is_asked_for_while_the_engine_holds_this_one(
     s3: S3Harness,
 ) -> None:
-    keys = [f"{s3.prefix}Cam1/clip-{i:04d}.mp4" for i in range(2100)]
-    await asyncio.to_thread(put_many, s3.client, s3.bucket, keys, b"x")
-    s3.proxy.reset_counts()
+    keys = await _clips(s3, 2100)
     provider = _provider(s3)
     scan = provider.scan(s3.selection(), None, S3SourceOptions())
     try:
@@ -113,9 +110,7 @@ async def test_the_next_page_is_asked_for_while_the_engine_holds_this_one(
 
 
 async def test_a_scan_left_part_way_asks_for_nothing_more(s3: S3Harness) -> None:
-    keys = [f"{s3.prefix}Cam1/clip-{i:04d}.mp4" for i in range(1500)]
-    await asyncio.to_thread(put_many, s3.client, s3.bucket, keys, b"x")
-    s3.proxy.reset_counts()
+    await _clips(s3, 1500)
     provider = _provider(s3)
     scan = provider.scan(s3.selection(), None, S3SourceOptions())
     try:

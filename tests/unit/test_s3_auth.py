@@ -8,18 +8,13 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 
-from tests.conformance.s3_harness import AccessKey, AuthMoto, auth_moto, boto3_reads
+from tests.conformance.s3_harness import AccessKey, AuthMoto, boto3_reads
 from vpack import catalog
 from vpack.db.models import Connection, ConnectionStatus, Source, SourceStatus
 from vpack.providers.base import BadConfig, Found, ProviderError
 from vpack.providers.registry import build_provider
 from vpack.providers.s3 import S3Provider, S3SourceOptions
 from vpack.services import Services
-
-
-@pytest.fixture
-async def locked() -> AuthMoto:
-    return await asyncio.to_thread(auth_moto)
 
 
 async def _check_fails(config: dict[str, Any]) -> ProviderError:

@@ -5,13 +5,11 @@ take, and boto3 taking over whenever the listing is not a plain success."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
-from pathlib import Path
 
 import certifi
 import pytest
 
-from tests.conformance.s3_harness import AccessKey, AuthMoto, S3Harness, auth_moto, put_many
+from tests.conformance.s3_harness import AccessKey, AuthMoto, S3Harness, put_many
 from vpack.providers.base import AuthExpired, Found, NotFound, ScanEvent
 from vpack.providers.registry import build_provider
 from vpack.providers.s3 import S3Provider, S3SourceOptions
@@ -126,15 +124,6 @@ def test_the_route_is_the_one_botocore_takes(monkeypatch: pytest.MonkeyPatch) ->
     assert environment_transport("http://nas.lan:9000/cams", 15, 60).proxy is None
 
 
-@pytest.fixture
-async def s3(tmp_path: Path) -> AsyncIterator[S3Harness]:
-    harness = await asyncio.to_thread(S3Harness, tmp_path)
-    try:
-        yield harness
-    finally:
-        await harness.aclose()
-
-
 async def _scan(provider: S3Provider, selection: str) -> list[ScanEvent]:
     return [e async for e in provider.scan(selection, None, S3SourceOptions())]
 
@@ -176,11 +165,6 @@ async def test_a_scan_lists_without_making_a_boto3_client(s3: S3Harness) -> None
         assert s3.proxy.counts["ListObjectsV2"] == 2
     finally:
         await provider.aclose()
-
-
-@pytest.fixture
-async def locked() -> AuthMoto:
-    return await asyncio.to_thread(auth_moto)
 
 
 async def test_a_server_checking_signatures_takes_the_listings_own(locked: AuthMoto) -> None:
