@@ -48,13 +48,12 @@ from vpack.providers.base import (
 from vpack.providers.local import VIDEO_EXTENSIONS
 from vpack.providers.registry import register
 from vpack.providers.s3_curl import FetchFailed
+from vpack.providers.s3_get import DirectGet
 from vpack.providers.s3_list import DirectList, bucket_url, environment_transport
 from vpack.providers.s3_sigv4 import Keys
 
 if TYPE_CHECKING:
     from botocore.response import StreamingBody
-
-    from vpack.providers.s3_get import DirectGet
 
 log = logging.getLogger(__name__)
 
@@ -154,8 +153,6 @@ class S3Provider(Provider):
                 import boto3
                 import botocore.session
                 from botocore.config import Config as BotoConfig
-
-                from vpack.providers.s3_get import DirectGet
 
                 cfg = self.config
                 options: dict[str, Any] = {
@@ -401,8 +398,6 @@ class S3Provider(Provider):
             return
         with self._client_lock:
             if self._direct is None:
-                from vpack.providers.s3_get import DirectGet
-
                 self._direct = DirectGet(self._keys())
             self._direct.take_route(lister.objects, self.config.region, lister.transport)
 

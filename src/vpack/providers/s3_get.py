@@ -112,6 +112,8 @@ class DirectGet:
         (virtual-host or path style, custom endpoint) and the region it signed for
         (which a redirect may have changed) as the pattern for the next reads.
         A request not signed with SigV4 teaches nothing: reads stay with boto3."""
+        from botocore.httpsession import get_cert_path  # loaded by the attached client
+
         request = getattr(self._sent, "request", None)
         if self._base is not None or request is None or self._http is None:
             return
@@ -126,8 +128,6 @@ class DirectGet:
         # (it ignores an upper-case HTTP_PROXY), and both stacks must take one route.
         proxy_config = getattr(self._http, "_proxy_config", None)
         proxy = proxy_config.proxy_url_for(base) if proxy_config is not None else None
-        from botocore.httpsession import get_cert_path  # loaded by the client
-
         # The TLS settings of the client (AWS_CA_BUNDLE, verify=False) hold for libcurl
         # too: the CA bundle botocore would use, or no check where it makes none.
         verify = getattr(self._http, "_verify", True)
@@ -236,7 +236,7 @@ class DirectGet:
     ) -> tuple[pycurl.Curl, list[bytes], list[bytes]]:
         """A handle set up to GET `key`, and the lists its body and header lines go to."""
         url, signed = self._signed(key, headers)
-        assert self._pool is not None  # made by `learn`, as the signer is
+        assert self._pool is not None  # made with the route, as the signer is
         curl = self._pool.take()
         body: list[bytes] = []
         lines: list[bytes] = []
