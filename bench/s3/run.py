@@ -5,10 +5,10 @@ Cases: (a) 200 objects of 8 MiB, (b) 5,000 objects of 64 KiB, (c) 1,000 objects 
 with VPACK_BENCH_S3_BIG / VPACK_BENCH_S3_SMALL / VPACK_BENCH_S3_FAR or --quick).
 Each tool runs alone, in round-robin (the order turning each round), into a fresh
 destination; wall time and peak RSS come from the same launcher as the local
-benchmark. Requests are counted from moto's access log. A third row in (a) and (b), "moto alone", fetches every object
-with bare urllib3 GETs (no signing, hashing or disk) at the same concurrency: the
-server's own ceiling, which no client can beat, so client overhead = tool time -
-that floor.
+benchmark. Requests are counted from moto's access log. A third row in (a) and
+(b), "moto alone", fetches every object with bare urllib3 GETs (no signing,
+hashing or disk) at the same concurrency: the server's own ceiling, which no
+client can beat, so client overhead = tool time - that floor.
 """
 
 from __future__ import annotations
