@@ -65,6 +65,21 @@ class CurlPool:
             curl.setopt(pycurl.CAINFO, transport.ca_bundle)
         return curl
 
+    def get(
+        self, url: str, headers: dict[str, str]
+    ) -> tuple[pycurl.Curl, list[bytes], list[bytes]]:
+        """A handle set up to GET `url` with exactly these (signed) headers, and the
+        lists its body and header lines go to; give it back when done."""
+        curl = self.take()
+        body: list[bytes] = []
+        lines: list[bytes] = []
+        curl.setopt(pycurl.URL, url)
+        # An empty "Accept:" keeps libcurl's default one out: only signed headers go.
+        curl.setopt(pycurl.HTTPHEADER, [f"{k}: {v}" for k, v in headers.items()] + ["Accept:"])
+        curl.setopt(pycurl.WRITEFUNCTION, body.append)
+        curl.setopt(pycurl.HEADERFUNCTION, lines.append)
+        return curl, body, lines
+
     def give(self, curl: pycurl.Curl) -> None:
         with self._lock:
             self._idle.append(curl)

@@ -237,15 +237,7 @@ class DirectGet:
         """A handle set up to GET `key`, and the lists its body and header lines go to."""
         url, signed = self._signed(key, headers)
         assert self._pool is not None  # made with the route, as the signer is
-        curl = self._pool.take()
-        body: list[bytes] = []
-        lines: list[bytes] = []
-        curl.setopt(pycurl.URL, url)
-        # An empty "Accept:" keeps libcurl's default one out: only signed headers go.
-        curl.setopt(pycurl.HTTPHEADER, [f"{k}: {v}" for k, v in signed.items()] + ["Accept:"])
-        curl.setopt(pycurl.WRITEFUNCTION, body.append)
-        curl.setopt(pycurl.HEADERFUNCTION, lines.append)
-        return curl, body, lines
+        return self._pool.get(url, signed)
 
     def _multi(self) -> pycurl.CurlMulti:
         ahead = self._ahead

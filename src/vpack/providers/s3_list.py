@@ -110,12 +110,8 @@ class DirectList:
             params["continuation-token"] = token
         query = canonical_query(params)
         headers = self._signer.headers(self._path, self._keys, {}, query=query)
-        body: list[bytes] = []
-        curl = self._pool.take()
+        curl, body, _ = self._pool.get(f"{self._url}?{query}", headers)
         try:
-            curl.setopt(pycurl.URL, f"{self._url}?{query}")
-            curl.setopt(pycurl.HTTPHEADER, [f"{k}: {v}" for k, v in headers.items()] + ["Accept:"])
-            curl.setopt(pycurl.WRITEFUNCTION, body.append)
             curl.perform()
             status = curl.getinfo(pycurl.RESPONSE_CODE)
         except pycurl.error as exc:
