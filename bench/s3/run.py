@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
+import math
 import os
 import re
 import shutil
@@ -29,7 +30,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from bench.local.data import Tree, TreeSpec, ensure_tree
 from bench.local.run import (
@@ -58,7 +59,9 @@ _GOALS = "ab"  # the cases issue 5 sets a goal for (>= 1.0x rclone)
 BEGIN = "<!-- bench-s3:begin -->"
 END = "<!-- bench-s3:end -->"
 # werkzeug's access log line, as moto's server writes it
-_ACCESS = re.compile(r'"(GET|HEAD|PUT|POST|DELETE) (\S+) HTTP/[\d.]+" (\d{3})')
+# A line of moto's access log as bench.s3.moto_clock writes it: when the request
+# arrived (CLOCK_MONOTONIC seconds), then werkzeug's request line and status.
+_ACCESS = re.compile(r'\[(\d+\.\d+)\] "(GET|HEAD|PUT|POST|DELETE) (\S+) HTTP/[\d.]+" (\d{3})')
 
 # The floor row: a separate process fetching presigned URLs (signed beforehand,
 # untimed) with plain urllib3 GETs: no SDK, hashing or disk.
@@ -133,10 +136,25 @@ class Row:
     cpu: list[float] = field(default_factory=list)  # the tool's CPU seconds per run
     server_cpu: list[float] = field(default_factory=list)  # moto's CPU seconds per run
     requests: Counter[str] = field(default_factory=Counter)
+    firsts: list[float] = field(default_factory=list)  # launch to first request, per run
 
     @property
     def median(self) -> float:
         return statistics.median(self.walls)
+
+
+class Mark(NamedTuple):
+    """Where moto's log stood, and the clock, as a tool was about to be launched."""
+
+    offset: int
+    clock: float
+
+
+class Logged(NamedTuple):
+    """What moto logged of one tool's run."""
+
+    requests: Counter[str]  # by S3 operation
+    first: float  # seconds from launch to the tool's first request
 
 
 class MotoServer:
@@ -150,8 +168,8 @@ class MotoServer:
         self.log = log
         log.parent.mkdir(parents=True, exist_ok=True)
         self._out = open(log, "wb")  # noqa: SIM115 - open for the server's lifetime
-        argv = [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)]
-        self.process = subprocess.Popen(argv, stdout=self._out, stderr=subprocess.STDOUT)
+        argv = [sys.executable, "-m", "bench.s3.moto_clock", "-H", "127.0.0.1", "-p", str(port)]
+        self.process = subprocess.Popen(argv, cwd=REPO, stdout=self._out, stderr=subprocess.STDOUT)
         self.core = core
         if core is not None:  # before moto starts a thread: each new one inherits it
             os.sched_setaffinity(self.process.pid, {core})
@@ -171,18 +189,20 @@ class MotoServer:
         # utime and stime are fields 14 and 15 of stat(5); [0] here is field 3.
         return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
-    def mark(self) -> int:
+    def mark(self) -> Mark:
         self._out.flush()
-        return self.log.stat().st_size
+        return Mark(self.log.stat().st_size, time.monotonic())
 
-    def requests_since(self, mark: int) -> Counter[str]:
-        """Requests logged since `mark`, by S3 operation."""
+    def logged_since(self, mark: Mark) -> Logged:
+        """The requests logged since `mark`, and when the first of them came."""
         time.sleep(0.2)  # let the server write its last lines
         with open(self.log, "rb") as log:
-            log.seek(mark)
+            log.seek(mark.offset)
             text = log.read().decode(errors="replace")
         counts: Counter[str] = Counter()
-        for method, target, _status in _ACCESS.findall(text):
+        first = math.inf
+        for arrived, method, target, _status in _ACCESS.findall(text):
+            first = min(first, float(arrived))
             path, _, query = target.partition("?")
             has_key = "/" in path.strip("/")
             if method == "GET" and has_key:
@@ -193,7 +213,7 @@ class MotoServer:
                 counts["ListObjects"] += 1  # version 1, as rclone lists by default
             else:
                 counts[f"{method} {'object' if has_key else 'bucket'}"] += 1
-        return counts
+        return Logged(counts, first - mark.clock)
 
     def stop(self) -> None:
         self.process.terminate()
@@ -267,7 +287,7 @@ class Bench:
         return Case("abc"[self.scale.index(spec)], tree, keys)
 
     # ---------------------------------------------------------- one run of each tool
-    def run_vpack(self, case: Case, attempt: int) -> tuple[Spawned, Counter[str]]:
+    def run_vpack(self, case: Case, attempt: int) -> tuple[Spawned, Logged]:
         data = self.runs / f"{case.letter}-vpack-{attempt}"
         env = {**self.env, "VPACK_DATA_DIR": str(data)}
         python = str(Path(self.vpack).with_name("python"))
@@ -275,7 +295,7 @@ class Bench:
         mark = self.moto.mark()
         log = self.logs / f"{case.letter}-vpack-{attempt}"
         ran = spawn([self.vpack, "sync", "--json"], env, log)
-        requests = self.moto.requests_since(mark)
+        logged = self.moto.logged_since(mark)
         out = Path(f"{log}.out").read_text(errors="replace")
         if ran.code != 0:
             error = Path(f"{log}.err").read_text()[-2000:]
@@ -289,34 +309,34 @@ class Bench:
         if count_files(data / "videos") != (case.tree.files, case.tree.bytes):
             raise BenchError(f"{data}/videos does not hold the {case.tree.files} objects")
         evict(data)
-        return ran, requests
+        return ran, logged
 
-    def run_rclone(self, case: Case, attempt: int) -> tuple[Spawned, Counter[str]]:
+    def run_rclone(self, case: Case, attempt: int) -> tuple[Spawned, Logged]:
         dest = self.runs / f"{case.letter}-rclone-{attempt}"
         mark = self.moto.mark()
         argv = ["rclone", "copy", f"moto:{BUCKET}/{case.prefix}", str(dest)]
         ran = spawn(argv, self.rclone_env(case), self.logs / f"{case.letter}-rclone-{attempt}")
-        requests = self.moto.requests_since(mark)
+        logged = self.moto.logged_since(mark)
         if ran.code != 0:
             raise BenchError(f"rclone exited {ran.code}")
         if count_files(dest) != (case.tree.files, case.tree.bytes):
             raise BenchError(f"{dest} does not hold the {case.tree.files} objects")
         evict(dest)
-        return ran, requests
+        return ran, logged
 
-    def run_floor(self, case: Case, attempt: int) -> tuple[Spawned, Counter[str]]:
+    def run_floor(self, case: Case, attempt: int) -> tuple[Spawned, Logged]:
         urls = self.workdir / f"{case.letter}-urls.txt"
         urls.write_text("\n".join(self.presigned(case)))
         argv = [sys.executable, "-c", _FLOOR, str(CONCURRENCY), str(urls)]
         mark = self.moto.mark()
         log = self.logs / f"{case.letter}-floor-{attempt}"
         ran = spawn(argv, self.env, log)
-        requests = self.moto.requests_since(mark)
+        logged = self.moto.logged_since(mark)
         fetched = Path(f"{log}.out").read_text().strip()
         if ran.code != 0 or fetched != str(case.tree.bytes):
             error = Path(f"{log}.err").read_text()[-500:]
             raise BenchError(f"the floor run fetched {fetched!r} bytes (exit {ran.code}): {error}")
-        return ran, requests
+        return ran, logged
 
     def presigned(self, case: Case) -> list[str]:
         client = self.client(signature_version="s3v4")
@@ -385,16 +405,18 @@ class Bench:
                 for row in _rotated(rows, attempt - 1):
                     os.sync()
                     server_before = self.moto.cpu_seconds()
-                    ran, requests = runner[row.tool](row.case, attempt)
+                    ran, logged = runner[row.tool](row.case, attempt)
                     row.server_cpu.append(self.moto.cpu_seconds() - server_before)
                     row.walls.append(ran.wall)
                     row.rss.append(ran.rss)
                     row.cpu.append(ran.cpu)
-                    row.requests = requests
-                    total = sum(requests.values())
+                    row.requests = logged.requests
+                    row.firsts.append(logged.first)
+                    total = sum(logged.requests.values())
                     _say(
                         f"{row.case.title:<30} {row.tool:<26} run {attempt}/{repeats}: "
-                        f"{ran.wall:7.2f} s, {ran.rss:6.1f} MB, {total} requests, "
+                        f"{ran.wall:7.2f} s (first request {logged.first:.2f} s), "
+                        f"{ran.rss:6.1f} MB, {total} requests, "
                         f"CPU {ran.cpu:.2f} s + moto {row.server_cpu[-1]:.2f} s"
                     )
         finally:
@@ -439,6 +461,7 @@ class Bench:
                     "peak_rss_mb": round(max(r.rss), 1),
                     "median_cpu_s": round(statistics.median(r.cpu), 2),
                     "median_server_cpu_s": round(statistics.median(r.server_cpu), 2),
+                    "median_first_request_s": round(statistics.median(r.firsts), 3),
                     "requests": dict(r.requests),
                 }
                 for r in rows
@@ -485,9 +508,9 @@ def render(results: dict[str, Any]) -> str:
         "seconds: the tool's whole process tree (`wait4`), and moto's server process over the "
         "same run (`/proc/PID/stat`).",
         "",
-        "| case | tool | runs | wall (median) | throughput | CPU: tool / moto | "
-        "requests / object | peak RSS |",
-        "|---|---|---:|---:|---:|---:|---:|---:|",
+        "| case | tool | runs | wall (median) | first request | throughput | "
+        "CPU: tool / moto | requests / object | peak RSS |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|",
     ]
     by_key: dict[tuple[str, str], dict[str, Any]] = {}
     for row in results["rows"]:
@@ -500,6 +523,7 @@ def render(results: dict[str, Any]) -> str:
         lines.append(
             f"| {row['title']} | {row['tool']} | {len(row['walls'])} | "
             f"{row['median_wall']:.2f} s <sub>({walls})</sub> | "
+            f"{_first(row)} | "
             f"{mb_s:,.0f} MB/s, {per_s:,.0f} objects/s | "
             f"{row['median_cpu_s']:.2f} s / {row['median_server_cpu_s']:.2f} s | "
             f"{total / row['objects']:.3f} <sub>({detail})</sub> | {row['peak_rss_mb']:.0f} MB |"
@@ -520,6 +544,15 @@ def render(results: dict[str, Any]) -> str:
                 f"| ({case}) time above moto alone: vpack / rclone | "
                 f"{vpack - floor['median_wall']:.2f} s / "
                 f"{rclone - floor['median_wall']:.2f} s | - | - |"
+            )
+        if "median_first_request_s" in by_key[case, "vpack sync"]:
+            after = {
+                t: by_key[case, t]["median_wall"] - by_key[case, t]["median_first_request_s"]
+                for t in ("vpack sync", "rclone copy")
+            }
+            lines.append(
+                f"| ({case}) wall after the first request: vpack / rclone | "
+                f"{after['vpack sync']:.2f} s / {after['rclone copy']:.2f} s | - | - |"
             )
         objects = by_key[case, "vpack sync"]["objects"]
         cpu = {
@@ -544,6 +577,12 @@ def render(results: dict[str, Any]) -> str:
         END,
     ]
     return "\n".join(lines) + "\n"
+
+
+def _first(row: dict[str, Any]) -> str:
+    """When moto saw the tool's first request, counted from its launch (median)."""
+    first = row.get("median_first_request_s")  # not in results from before 2026-11-25
+    return "-" if first is None else f"{first:.2f} s"
 
 
 def _placement(results: dict[str, Any]) -> str:
