@@ -5,7 +5,10 @@ Cases: (a) 200 objects of 8 MiB, (b) 5,000 objects of 64 KiB, (c) 1,000 objects 
 with VPACK_BENCH_S3_BIG / VPACK_BENCH_S3_SMALL / VPACK_BENCH_S3_FAR or --quick).
 Each tool runs alone, in round-robin (the order turning each round), into a fresh
 destination; wall time and peak RSS come from the same launcher as the local
-benchmark. Requests are counted from moto's access log. A third row in (a) and
+benchmark. moto is kept on one CPU (`server_core`) and started through
+bench.s3.moto_clock, whose access log gives each request's arrival: requests are
+counted from it, and its first line after a launch says when the tool's first
+request came. A third row in (a) and
 (b), "moto alone", fetches every object with bare urllib3 GETs (no signing,
 hashing or disk) at the same concurrency: the server's own ceiling, which no
 client can beat, so client overhead = tool time - that floor.
@@ -58,7 +61,6 @@ FAR_DELAY_MS = 10  # (c): each way, so a request and its answer take 20 ms more
 _GOALS = "ab"  # the cases issue 5 sets a goal for (>= 1.0x rclone)
 BEGIN = "<!-- bench-s3:begin -->"
 END = "<!-- bench-s3:end -->"
-# werkzeug's access log line, as moto's server writes it
 # A line of moto's access log as bench.s3.moto_clock writes it: when the request
 # arrived (CLOCK_MONOTONIC seconds), then werkzeug's request line and status.
 _ACCESS = re.compile(r'\[(\d+\.\d+)\] "(GET|HEAD|PUT|POST|DELETE) (\S+) HTTP/[\d.]+" (\d{3})')
@@ -589,7 +591,7 @@ def _placement(results: dict[str, Any]) -> str:
     core = results.get("moto_core")
     if core is None:
         return "moto's server ran on any CPU."
-    return f"moto's server ran on CPU {core} alone (`server_core`); the tools on any CPU."
+    return f"moto's server was kept on CPU {core} (`server_core`), the tools ran on any CPU."
 
 
 def write_block(path: Path, fragment: str) -> None:
