@@ -10,7 +10,8 @@ same `vpack sync` run and checks as `bench.s3.run`. The order of the revisions
 alternates from round to round: the second `vpack sync` of a round runs about
 0.1 s and 0.25 CPU-seconds slower than the first, whatever its code, so a fixed
 order would favour the first revision. rclone, if asked for, runs last in each
-round. Prints each run, then the medians of wall time and CPU seconds.
+round. Prints each run, then the medians of wall time, CPU seconds and the time
+from launch to the first request moto saw (bench.s3.moto_clock).
 
 `--delay-ms D` puts moto behind a relay that holds every chunk D ms each way
 (bench/s3/delay.py): a far endpoint, where each small object costs a round trip.
@@ -112,28 +113,36 @@ def _compare(commands: dict[str, str], args: argparse.Namespace, workdir: Path) 
 def _rounds(bench: Bench, case: Case, commands: dict[str, str], args: argparse.Namespace) -> int:
     walls: dict[str, list[float]] = {name: [] for name in [*commands, "rclone"]}
     cpus: dict[str, list[float]] = {name: [] for name in walls}
+    firsts: dict[str, list[float]] = {name: [] for name in walls}  # launch to first request
     for attempt in range(args.rounds):
         order = list(commands) if attempt % 2 == 0 else list(reversed(commands))
         for revision in order:
             bench.vpack = commands[revision]
             shutil.rmtree(bench.runs / f"{case.letter}-vpack-{attempt}", ignore_errors=True)
-            ran, _ = bench.run_vpack(case, attempt)
+            ran, logged = bench.run_vpack(case, attempt)
             walls[revision].append(ran.wall)
             cpus[revision].append(ran.cpu)
-            print(f"round {attempt + 1}: {revision} {ran.wall:.2f} s", flush=True)
+            firsts[revision].append(logged.first)
+            print(_run_line(attempt, revision, ran.wall, logged.first), flush=True)
         if not args.no_rclone:
-            ran, _ = bench.run_rclone(case, attempt)
+            ran, logged = bench.run_rclone(case, attempt)
             walls["rclone"].append(ran.wall)
             cpus["rclone"].append(ran.cpu)
-            print(f"round {attempt + 1}: rclone {ran.wall:.2f} s", flush=True)
+            firsts["rclone"].append(logged.first)
+            print(_run_line(attempt, "rclone", ran.wall, logged.first), flush=True)
     for name, seen in walls.items():
         if seen:
             runs = ", ".join(f"{w:.2f}" for w in seen)
             print(
                 f"{name}: wall {statistics.median(seen):.2f} s ({runs}), "
-                f"CPU {statistics.median(cpus[name]):.2f} s"
+                f"CPU {statistics.median(cpus[name]):.2f} s, "
+                f"first request {statistics.median(firsts[name]):.2f} s"
             )
     return 0
+
+
+def _run_line(attempt: int, name: str, wall: float, first: float) -> str:
+    return f"round {attempt + 1}: {name} {wall:.2f} s (first request {first:.2f} s)"
 
 
 if __name__ == "__main__":
