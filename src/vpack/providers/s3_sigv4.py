@@ -7,7 +7,7 @@ about 0.1 ms of CPU per request: as much as the rest of the request line. This
 signs just that shape, in a fifth of the time, following the published
 algorithm (Amazon S3 API Reference, "Signature Calculations for the Authorization
 Header: Transferring Payload in a Single Chunk"; its "Example: GET Object" and
-"Example: GET Bucket Lifecycle" are tests here):
+"Example: GET Bucket (List Objects)" are tests here):
 
     CanonicalRequest = GET \\n URI \\n query \\n headers \\n signed names \\n
                        hex(SHA256(empty body))
