@@ -116,11 +116,14 @@ class Settings(BaseSettings):
         return [str(Path(p).expanduser().resolve()) for p in self.local_roots.split(":") if p]
 
     @property
+    def default_database_file(self) -> Path | None:
+        """The SQLite file in the data dir, unless VPACK_DATABASE_URL names a database."""
+        return None if self.database_url else self.data_dir / "vpack.db"
+
+    @property
     def sqlalchemy_url(self) -> str:
         """The configured URL, or SQLite in the data dir."""
-        if self.database_url:
-            return self.database_url
-        return f"sqlite:///{self.data_dir / 'vpack.db'}"
+        return self.database_url or f"sqlite:///{self.default_database_file}"
 
 
 @lru_cache(maxsize=1)

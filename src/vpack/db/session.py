@@ -16,10 +16,9 @@ from sqlalchemy.ext.asyncio import (
     create_async_engine,
 )
 
+from vpack.db import SCHEMA_HEAD
+
 MIGRATIONS = Path(__file__).parent / "migrations"
-# The newest migration's revision. A test checks it against Alembic's own head, so a
-# new migration cannot be forgotten here.
-SCHEMA_HEAD = "0003"
 
 
 # backend -> (sync driver for Alembic, asyncio driver for the service and engine);

@@ -28,16 +28,14 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, cast
+from typing import TYPE_CHECKING, Any, cast
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
-from sqlalchemy import select, update
 
-from vpack.db.models import Connection
-from vpack.db.session import Database
-from vpack.security.audit import Action, record
-from vpack.settings import Settings
+if TYPE_CHECKING:
+    from vpack.db.session import Database
+    from vpack.settings import Settings
 
 MAGIC = b"VPV1"
 KEY_BYTES = 32
@@ -357,6 +355,13 @@ async def _rotate_to_environment_key(db: Database, settings: Settings) -> Rotati
 
 async def _reencrypt_all(db: Database, vault: Vault, old_key_id: str) -> int:
     """Every stored secret under the vault's current key, all or nothing, audited."""
+    # Imported here: decrypting must not load the data layer (vpack.head_start reads
+    # a secret before it is imported).
+    from sqlalchemy import select, update
+
+    from vpack.db.models import Connection
+    from vpack.security.audit import Action, record
+
     async with db.transaction() as session:
         rows = (
             await session.execute(
