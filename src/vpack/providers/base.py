@@ -254,6 +254,12 @@ class Provider(ABC):
         Providers with an account-wide change feed may share one read of it among
         the selections of a round, and must forget it here."""
 
+    def start_scan_early(self, selection: str) -> None:  # noqa: B027 - an offer
+        """`vpack sync` will scan `selection` first, once the rest of the program has
+        loaded (vpack.head_start): a provider may send the scan's first requests now,
+        from a thread of its own, and let `scan` take their answers. Must not block.
+        Default: nothing."""
+
     def blocking_reader(self, video: RemoteVideo) -> BlockingReader | None:
         """For sources read with blocking file calls: the same bytes as `open`, so the
         engine can move a whole video in one thread. None (the default): use `open`."""

@@ -46,6 +46,7 @@ from vpack.providers.base import (
     stream_in_thread,
 )
 from vpack.providers.local import VIDEO_EXTENSIONS
+from vpack.providers.pages_ahead import PagesAhead
 from vpack.providers.registry import register
 from vpack.providers.s3_curl import FetchFailed
 from vpack.providers.s3_get import DirectGet
@@ -122,6 +123,12 @@ def _last_segment(prefix: str) -> str:
     return prefix.rstrip("/").rpartition("/")[2]
 
 
+def _next_token(listing: dict[str, Any]) -> str | None:
+    """The continuation token of the page after this ListObjectsV2 page, if any."""
+    token = listing.get("NextContinuationToken") if listing.get("IsTruncated") else None
+    return token or None
+
+
 @register
 class S3Provider(Provider):
     name = "s3"
@@ -140,6 +147,7 @@ class S3Provider(Provider):
         self._direct: DirectGet | None = None  # plain GETs without boto3's per-call cost
         self._lister: DirectList | None = None  # scans' listings without boto3
         self._list_directly = True  # until a listing had to go through boto3
+        self._ahead: PagesAhead | None = None  # the first scan's pages, if listed early
         self._client_lock = threading.Lock()
         self._bucket_region: str | None = None  # where S3 said the bucket is, if not config.region
         # (key, ETag) of SSE-KMS objects read: their ETag is no MD5 though it looks like one.
@@ -340,7 +348,7 @@ class S3Provider(Provider):
         try:
             while next_page is not None:
                 listing = await next_page
-                token = listing.get("NextContinuationToken") if listing.get("IsTruncated") else None
+                token = _next_token(listing)
                 # The next page is asked for before this one is handed on: the store
                 # lists while the engine records (a page of 1,000 keys is a round trip
                 # and ~150 ms of a busy server's time), so neither waits for the other.
@@ -359,8 +367,22 @@ class S3Provider(Provider):
         """One ListObjectsV2 page under `prefix`, already on its way."""
         return asyncio.ensure_future(self._run(self._list, prefix, token))
 
+    def start_scan_early(self, selection: str) -> None:
+        self._ahead = PagesAhead(self._allowed(selection), self._fetch_page, _next_token)
+
     def _list(self, prefix: str, token: str | None) -> dict[str, Any]:
-        """One page of a scan (blocking): through libcurl where s3_list can send it,
+        """One page of a scan (blocking): the one listed ahead, if it was."""
+        ahead = self._ahead
+        if ahead is not None:
+            page = ahead.take(prefix, token)
+            if ahead.stopped:
+                self._ahead = None
+            if page is not None:
+                return page
+        return self._fetch_page(prefix, token)
+
+    def _fetch_page(self, prefix: str, token: str | None) -> dict[str, Any]:
+        """One page of a listing (blocking): through libcurl where s3_list can send it,
         else through boto3."""
         lister = self._direct_lister()
         if lister is not None:
@@ -626,6 +648,8 @@ class S3Provider(Provider):
         return video.hash
 
     async def aclose(self) -> None:
+        if self._ahead is not None:
+            self._ahead.stop()
         if self._client_obj is not None:
             await asyncio.to_thread(self._client_obj.close)
         if self._direct is not None:
