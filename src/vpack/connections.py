@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 from pydantic import BaseModel, SecretStr, ValidationError
 from sqlalchemy import select
 
+from vpack import head_start
 from vpack.db.models import Connection, ConnectionStatus
 from vpack.db.session import Database
 from vpack.providers.base import AuthExpired, AuthKind, BadConfig, Identity, Provider
@@ -96,7 +97,8 @@ class ConnectionManager:
         cls = get_provider_class(connection.provider)
         config = self.config_of(connection)
         if cls.auth != AuthKind.OAUTH2:
-            return cls(cls.Config.model_validate(config))
+            early = head_start.adopt(connection.id, config)
+            return early or cls(cls.Config.model_validate(config))
         stored = config.pop(OAUTH_TOKENS_KEY, None)
         if not stored:
             raise AuthExpired(f"{cls.label} is not signed in: reconnect it")
