@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import uuid
 from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 
 import pytest
@@ -58,14 +59,21 @@ def settings(tmp_path: Path, database_url: str) -> Settings:
     )
 
 
-@pytest.fixture
-async def services(settings: Settings) -> AsyncIterator[Services]:
+@asynccontextmanager
+async def running(settings: Settings) -> AsyncIterator[Services]:
+    """The services on `settings`, the schema prepared; closed on leaving."""
     prepare(settings)
     built = build(settings)
     try:
         yield built
     finally:
         await built.aclose()
+
+
+@pytest.fixture
+async def services(settings: Settings) -> AsyncIterator[Services]:
+    async with running(settings) as built:
+        yield built
 
 
 @pytest.fixture

@@ -15,9 +15,10 @@ from pathlib import Path
 import pytest
 
 from tests.conformance.s3_harness import S3Harness, put_many
+from tests.conftest import running
 from vpack import catalog, head_start
 from vpack.providers.s3 import S3Provider
-from vpack.services import Services, build, prepare
+from vpack.services import Services
 from vpack.settings import Settings
 
 _LAUNCH = "import sys; sys.argv[0] = 'vpack'; from vpack.launch import main; main()"
@@ -56,12 +57,8 @@ def data_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 async def default_services(data_dir: Path) -> AsyncIterator[Services]:
     settings = Settings()
     assert settings.default_database_file == data_dir / "vpack.db"
-    prepare(settings)
-    built = build(settings)
-    try:
+    async with running(settings) as built:
         yield built
-    finally:
-        await built.aclose()
 
 
 @pytest.fixture(autouse=True)
