@@ -56,7 +56,7 @@ def sync_source_ids(argv: Sequence[str]) -> tuple[int, ...] | None:
         if arg == "--json":
             continue
         if not arg.isascii() or not arg.isdigit():
-            return None  # --help, a typo: for the command to answer
+            return None  # --help, a typo, other digits: for the command to answer
         ids.append(int(arg))
     return tuple(ids)
 

@@ -32,7 +32,8 @@ _LAUNCH = "import sys; sys.argv[0] = 'vpack'; from vpack.launch import main; mai
         (["--verbose", "sync", "--json"], ()),
         (["sync", "--help"], None),
         (["sync", "x"], None),
-        (["sync", "٣"], None),  # a digit to str.isdigit, not to click's int
+        (["sync", "²"], None),  # a digit to str.isdigit, not to int(): left to the command
+        (["sync", "٣"], None),  # int() reads it; so may click, which then says what it means
         (["sources", "list"], None),
         (["--version"], None),
         ([], None),
