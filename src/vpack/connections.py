@@ -15,7 +15,7 @@ from vpack import head_start
 from vpack.db.models import Connection, ConnectionStatus
 from vpack.db.session import Database
 from vpack.providers.base import AuthExpired, AuthKind, BadConfig, Identity, Provider
-from vpack.providers.registry import get_provider_class
+from vpack.providers.registry import build_provider, get_provider_class
 from vpack.security.destinations import check_destination
 from vpack.security.vault import KeyFiles, Vault
 from vpack.settings import Settings
@@ -97,8 +97,9 @@ class ConnectionManager:
         cls = get_provider_class(connection.provider)
         config = self.config_of(connection)
         if cls.auth != AuthKind.OAUTH2:
-            early = head_start.adopt(connection.id, config)
-            return early or cls(cls.Config.model_validate(config))
+            return head_start.adopt(connection.id, config) or build_provider(
+                connection.provider, config
+            )
         stored = config.pop(OAUTH_TOKENS_KEY, None)
         if not stored:
             raise AuthExpired(f"{cls.label} is not signed in: reconnect it")

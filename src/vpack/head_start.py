@@ -98,7 +98,7 @@ def _start(source_ids: tuple[int, ...]) -> None:
         return
 
     from vpack.providers.base import AuthKind, Provider
-    from vpack.providers.registry import get_provider_class
+    from vpack.providers.registry import build_provider, get_provider_class
 
     cls = get_provider_class(provider_name)
     # OAuth accounts need the data layer to keep refreshed tokens.
@@ -109,7 +109,7 @@ def _start(source_ids: tuple[int, ...]) -> None:
         from vpack.security.vault import Vault
 
         config.update(Vault.from_settings(settings).decrypt(connection_id, secrets))
-    provider = cls(cls.Config.model_validate(config))
+    provider = build_provider(provider_name, config)
     provider.start_scan_early(selections[0])
     _started[connection_id] = (config, provider)
 
