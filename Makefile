@@ -8,17 +8,31 @@ STAMP  := $(VENV)/.installed
 # Folders users may add as sources through the API/UI (the CLI may add any).
 export VPACK_LOCAL_ROOTS ?= $(HOME)
 
-.PHONY: run test lint typecheck unit install init bench clean web web-test api-client screenshots
+.PHONY: run test lint typecheck unit install init bench clean web web-test api-client screenshots lock
 
-$(BIN)/python:
+# Installs come from uv.lock, never from what the registry serves that day: uv itself is
+# pinned by hash in requirements/uv.txt and lives in its own small venv, .uv/.
+UV_HOME := .uv
+UV      := $(UV_HOME)/bin/uv
+export UV_PYTHON_DOWNLOADS := never
+export UV_PROJECT_ENVIRONMENT := $(VENV)
+
+$(UV): requirements/uv.txt
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || \
 		{ echo "VPACK needs Python 3.11 or newer (found: $$($(PYTHON) --version))"; exit 1; }
-	$(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install --quiet --upgrade pip
+	$(PYTHON) -m venv $(UV_HOME)
+	$(UV_HOME)/bin/pip install --quiet --no-deps --require-hashes -r requirements/uv.txt
+	@touch $@
 
-$(STAMP): $(BIN)/python pyproject.toml
-	$(BIN)/pip install --quiet -e ".[dev]"
+# --locked: the lock as committed, and an error (not a silent re-resolve) if pyproject.toml
+# changed without `make lock`.
+$(STAMP): $(UV) pyproject.toml uv.lock
+	$(UV) sync --quiet --locked --all-extras --python $(PYTHON)
 	@touch $(STAMP)
+
+## Refresh uv.lock on purpose: the newest releases pyproject.toml allows. Then `make test`.
+lock: $(UV)
+	$(UV) lock --upgrade
 
 # vpack's own modules as bytecode, as a pip install leaves them: Python writes none
 # itself where PYTHONDONTWRITEBYTECODE is set (container images often set it), and
@@ -72,14 +86,15 @@ typecheck: install
 	$(BIN)/mypy
 
 unit: install web
-	$(BIN)/pytest -q -p no:cacheprovider --cov --cov-report=term --cov-fail-under=85
+	$(BIN)/pytest -q -p no:cacheprovider -n auto --cov --cov-report=term --cov-fail-under=85
 
 ## Lint, type-check and run every test with line coverage (fails under 85%), UI tests included.
+## pytest spreads the tests over every core (pytest-xdist): they share no port, file or schema.
 test: lint typecheck web-test unit
 
 bench: install
 	$(BIN)/python -m bench.local.run
 
 clean:
-	rm -rf $(VENV) .coverage .coverage.* .pytest_cache .mypy_cache .ruff_cache web/node_modules web/dist
+	rm -rf $(VENV) $(UV_HOME) .coverage .coverage.* .pytest_cache .mypy_cache .ruff_cache web/node_modules web/dist
 	find src -name __pycache__ -type d -prune -exec rm -rf {} +

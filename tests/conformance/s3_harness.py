@@ -144,6 +144,12 @@ class AuthMoto:
     Set up while open (moto's default), then locked with moto's documented
     `/moto-api/reset-auth` switch: from then on every request must be signed by a
     known IAM access key whose policies allow it.
+
+    Only moto 5.2.4 and 5.2.5 check both halves as AWS does (pinned in uv.lock):
+    up to 5.2.3 the signature was recomputed over Werkzeug's percent-decoded URL,
+    so a listing with `prefix=footage%2F` failed SignatureDoesNotMatch; 5.2.6
+    authorizes by API name (`s3:ListObjectsV2`), so the least-privilege policy's
+    `s3:ListBucket`, the action AWS documents for ListObjectsV2, is refused.
     """
 
     bucket = "vpack-locked"
