@@ -11,7 +11,6 @@ from typing import TYPE_CHECKING, Any
 from pydantic import BaseModel, SecretStr, ValidationError
 from sqlalchemy import select
 
-from vpack import head_start
 from vpack.db.models import Connection, ConnectionStatus
 from vpack.db.session import Database
 from vpack.providers.base import AuthExpired, AuthKind, BadConfig, Identity, Provider
@@ -97,9 +96,7 @@ class ConnectionManager:
         cls = get_provider_class(connection.provider)
         config = self.config_of(connection)
         if cls.auth != AuthKind.OAUTH2:
-            return head_start.adopt(connection.id, config) or build_provider(
-                connection.provider, config
-            )
+            return build_provider(connection.provider, config)
         stored = config.pop(OAUTH_TOKENS_KEY, None)
         if not stored:
             raise AuthExpired(f"{cls.label} is not signed in: reconnect it")

@@ -19,10 +19,6 @@ def run() -> None:
     # imported they are frozen out of later collections, as `vpack.cli._run` did.
     gc.disable()
     try:
-        # A sync's first requests leave now, while the CLI imports (vpack.head_start).
-        from vpack import head_start
-
-        head_start.begin(sys.argv[1:])
         from vpack.cli import main as cli
     finally:
         gc.freeze()

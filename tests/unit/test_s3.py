@@ -123,31 +123,6 @@ async def test_a_scan_left_part_way_asks_for_nothing_more(s3: S3Harness) -> None
     assert 3 <= s3.proxy.counts["ListObjectsV2"] <= 4
 
 
-async def test_a_scan_started_early_takes_its_pages_and_its_errors(s3: S3Harness) -> None:
-    keys = await _clips(s3, 1100)
-    provider = _provider(s3)
-    provider.start_scan_early(s3.selection())
-    assert _until(lambda: s3.proxy.counts["ListObjectsV2"] == 2), "listed with no scan"
-    try:
-        found = _found(await _scan_with(provider, s3))
-        assert [v.remote_id for v in found] == keys
-        assert s3.proxy.counts["ListObjectsV2"] == 2, "the scan asked for no page again"
-        again = _found(await _scan_with(provider, s3))
-        assert len(again) == len(keys) and s3.proxy.counts["ListObjectsV2"] == 4, "a rescan lists"
-    finally:
-        await provider.aclose()
-    failures = []
-    for early in (True, False):
-        missing = _provider(s3, bucket=f"{s3.bucket}-gone")
-        if early:
-            missing.start_scan_early(s3.selection())
-        with pytest.raises(BadConfig, match="does not exist") as failed:
-            await _scan_with(missing, s3)
-        failures.append(str(failed.value))
-        await missing.aclose()
-    assert failures[0] == failures[1], "an early listing fails as the scan's own would"
-
-
 async def test_odd_keys_land_safely(services: Services, s3: S3Harness) -> None:
     keys = {
         "footage/Cam 1/clip one.mp4": b"spaces",

@@ -1,6 +1,6 @@
 """Persistence: models, sessions and migrations."""
 
-# The newest migration's revision (here, not in `session`, for readers that must not
-# import SQLAlchemy: vpack.head_start). A test checks it against Alembic's own head,
-# so a new migration cannot be forgotten here.
+# The newest migration's revision: `migrate` skips Alembic's start-up when the database
+# is already there. A test checks it against Alembic's own head, so a new migration
+# cannot be forgotten here.
 SCHEMA_HEAD = "0003"

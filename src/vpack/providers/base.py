@@ -91,9 +91,8 @@ class Features:
 
     ranged_reads: bool = False  # open(video, offset>0) continues where a .part stopped
     hash_kind: HashKind = HashKind.NONE  # what RemoteVideo.hash holds
-    change_cursor: bool = False  # scan() resumes from a cursor instead of relisting
     full_listing: bool = True  # each scan lists everything: unseen rows are removals
-    time_indexed: bool = False  # recordings are time ranges on channels
+    time_indexed: bool = False  # recordings are time ranges on channels (the UI: a camera)
     needs_remux: bool = False  # bytes arrive in a vendor container (PS, DAV, FLV, TS)
     page_size: int = 1000
 
@@ -253,12 +252,6 @@ class Provider(ABC):
 
         Providers with an account-wide change feed may share one read of it among
         the selections of a round, and must forget it here."""
-
-    def start_scan_early(self, selection: str) -> None:  # noqa: B027 - an offer
-        """`vpack sync` will scan `selection` first, once the rest of the program has
-        loaded (vpack.head_start): a provider may send the scan's first requests now,
-        from a thread of its own, and let `scan` take their answers. Must not block.
-        Default: nothing."""
 
     def blocking_reader(self, video: RemoteVideo) -> BlockingReader | None:
         """For sources read with blocking file calls: the same bytes as `open`, so the

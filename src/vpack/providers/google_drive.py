@@ -176,7 +176,6 @@ class GoogleDriveProvider(Provider):
     features = Features(
         ranged_reads=True,
         hash_kind=HashKind.MD5,
-        change_cursor=True,
         full_listing=False,
         page_size=PAGE,
     )

@@ -286,7 +286,6 @@ class HikvisionProvider(Provider):
     auth = AuthKind.DEVICE
     features = Features(
         ranged_reads=False,
-        change_cursor=True,
         full_listing=False,
         time_indexed=True,
         needs_remux=True,

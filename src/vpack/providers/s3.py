@@ -46,7 +46,6 @@ from vpack.providers.base import (
     stream_in_thread,
 )
 from vpack.providers.local import VIDEO_EXTENSIONS
-from vpack.providers.pages_ahead import PagesAhead
 from vpack.providers.registry import register
 from vpack.providers.s3_curl import FetchFailed
 from vpack.providers.s3_get import DirectGet
@@ -147,7 +146,6 @@ class S3Provider(Provider):
         self._direct: DirectGet | None = None  # plain GETs without boto3's per-call cost
         self._lister: DirectList | None = None  # scans' listings without boto3
         self._list_directly = True  # until a listing had to go through boto3
-        self._ahead: PagesAhead | None = None  # the first scan's pages, if listed early
         self._client_lock = threading.Lock()
         self._bucket_region: str | None = None  # where S3 said the bucket is, if not config.region
         # (key, ETag) of SSE-KMS objects read: their ETag is no MD5 though it looks like one.
@@ -365,21 +363,7 @@ class S3Provider(Provider):
 
     def _list_page(self, prefix: str, token: str | None) -> asyncio.Future[Any]:
         """One ListObjectsV2 page under `prefix`, already on its way."""
-        return asyncio.ensure_future(self._run(self._list, prefix, token))
-
-    def start_scan_early(self, selection: str) -> None:
-        self._ahead = PagesAhead(self._allowed(selection), self._fetch_page, _next_token)
-
-    def _list(self, prefix: str, token: str | None) -> dict[str, Any]:
-        """One page of a scan (blocking): the one listed ahead, if it was."""
-        ahead = self._ahead
-        if ahead is not None:
-            page = ahead.take(prefix, token)
-            if ahead.stopped:
-                self._ahead = None
-            if page is not None:
-                return page
-        return self._fetch_page(prefix, token)
+        return asyncio.ensure_future(self._run(self._fetch_page, prefix, token))
 
     def _fetch_page(self, prefix: str, token: str | None) -> dict[str, Any]:
         """One page of a listing (blocking): through libcurl where s3_list can send it,
@@ -648,8 +632,6 @@ class S3Provider(Provider):
         return video.hash
 
     async def aclose(self) -> None:
-        if self._ahead is not None:
-            self._ahead.stop()
         if self._client_obj is not None:
             await asyncio.to_thread(self._client_obj.close)
         if self._direct is not None:

@@ -355,8 +355,7 @@ async def _rotate_to_environment_key(db: Database, settings: Settings) -> Rotati
 
 async def _reencrypt_all(db: Database, vault: Vault, old_key_id: str) -> int:
     """Every stored secret under the vault's current key, all or nothing, audited."""
-    # Imported here: decrypting must not load the data layer (vpack.head_start reads
-    # a secret before it is imported).
+    # Imported here: the vault's everyday work (encrypt, decrypt) needs no data layer.
     from sqlalchemy import select, update
 
     from vpack.db.models import Connection

@@ -3,25 +3,19 @@ import type { Provider } from "../api/client";
 
 type Picture = "folder" | "bucket" | "cloud" | "camera";
 
-const BY_NAME: Record<string, Picture> = {
-  local: "folder",
-  s3: "bucket",
-  google_drive: "cloud",
-  onedrive: "cloud",
-  dropbox: "cloud",
-  hikvision: "camera",
-  dahua: "camera",
-  imou: "camera",
-  ezviz: "camera",
-  tapo: "camera",
-};
-
+// Recordings on channels (a recorder, or a camera cloud signed in with keys) are
+// cameras, whatever the auth; otherwise the way it signs in tells the kind.
 const BY_AUTH: Record<string, Picture> = {
   oauth2: "cloud",
   device: "camera",
   keys: "bucket",
   none: "folder",
 };
+
+export function pictureOf(provider: Pick<Provider, "auth" | "features">): Picture {
+  if (provider.features?.time_indexed) return "camera";
+  return BY_AUTH[provider.auth] ?? "folder";
+}
 
 // A stable colour from the provider's name, so two clouds do not look alike.
 function hue(name: string): number {
@@ -34,10 +28,10 @@ export function ProviderLogo({
   provider,
   size = 40,
 }: {
-  provider: Pick<Provider, "name" | "auth">;
+  provider: Pick<Provider, "name" | "auth" | "features">;
   size?: number;
 }) {
-  const picture = BY_NAME[provider.name] ?? BY_AUTH[provider.auth] ?? "folder";
+  const picture = pictureOf(provider);
   const colour = `hsl(${hue(provider.name)} 55% 42%)`;
   return (
     <svg className="logo" width={size} height={size} viewBox="0 0 40 40" aria-hidden="true">

@@ -174,7 +174,10 @@ function SourceCard({ source, connection, provider, status, live, now, openedAt,
   return (
     <li className="card source-card" aria-labelledby={`source-${source.id}-name`} data-source-id={source.id}>
       <div className="source-head">
-        <ProviderLogo provider={provider ?? { name: source.provider, auth: "none" }} size={36} />
+        <ProviderLogo
+          provider={provider ?? { name: source.provider, auth: "none", features: {} }}
+          size={36}
+        />
         <div className="source-title">
           <h2 id={`source-${source.id}-name`}>{source.name}</h2>
           <span className="muted">

@@ -1,0 +1,16 @@
+import { describe, expect, it } from "vitest";
+import { pictureOf } from "./ProviderLogo";
+
+describe("pictureOf", () => {
+  it("draws a camera for recordings on channels, whatever the sign-in", () => {
+    expect(pictureOf({ auth: "keys", features: { time_indexed: true } })).toBe("camera");
+    expect(pictureOf({ auth: "device", features: {} })).toBe("camera");
+  });
+
+  it("otherwise tells the kind by the way it signs in", () => {
+    expect(pictureOf({ auth: "keys", features: {} })).toBe("bucket");
+    expect(pictureOf({ auth: "oauth2", features: { time_indexed: false } })).toBe("cloud");
+    expect(pictureOf({ auth: "none", features: {} })).toBe("folder");
+    expect(pictureOf({ auth: "something new", features: {} })).toBe("folder");
+  });
+});
