@@ -23,7 +23,7 @@ from typing import Any
 from tests.conformance.google_drive_harness import CLIENT_ID, CLIENT_SECRET, REDIRECT, sign_in
 from tests.emulators.google_drive import DriveEmulator
 
-from vpack.providers.oauth import env_name
+from vpack.providers.kit.oauth import env_name
 
 GOAL_RSS_MB = 150.0
 

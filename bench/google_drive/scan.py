@@ -14,7 +14,7 @@ import time
 from pathlib import Path
 
 from vpack import catalog
-from vpack.providers.oauth import TokenSet
+from vpack.providers.kit.oauth import TokenSet
 from vpack.services import build, prepare
 from vpack.settings import Settings
 

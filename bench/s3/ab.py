@@ -31,10 +31,14 @@ from bench.local.data import TreeSpec
 from bench.local.run import REPO, compile_sources
 from bench.s3.run import Bench, Case, parse_args
 
-# The revision's own entry point: vpack.launch where it exists, vpack.cli before it.
+# The revision's own entry point, in whichever place that revision keeps it.
 _ENTRY = (
-    "import importlib, importlib.util, sys; sys.argv[0] = 'vpack'; "
-    "name = 'vpack.launch' if importlib.util.find_spec('vpack.launch') else 'vpack.cli'; "
+    "import importlib, importlib.util, sys; sys.argv[0] = 'vpack'\n"
+    "names = ['vpack.cli.launch', 'vpack.launch', 'vpack.cli']\n"
+    "for name in names:\n"
+    "    try:\n"
+    "        if importlib.util.find_spec(name): break\n"
+    "    except ImportError: pass  # vpack.cli a module, not a package\n"
     "sys.exit(importlib.import_module(name).main())"
 )
 

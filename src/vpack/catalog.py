@@ -15,8 +15,8 @@ from sqlalchemy.orm import selectinload
 from vpack.connections import ConnectionManager
 from vpack.db.models import Connection, Source, Video, VideoState
 from vpack.db.session import Database
-from vpack.providers.base import BadConfig
-from vpack.providers.local import LocalProvider
+from vpack.providers.errors import BadConfig
+from vpack.providers.local.provider import LocalProvider
 from vpack.providers.registry import source_options
 from vpack.store import VideoStore
 from vpack.sync.filters import SourceFilters

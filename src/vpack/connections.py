@@ -13,14 +13,15 @@ from sqlalchemy import select
 
 from vpack.db.models import Connection, ConnectionStatus
 from vpack.db.session import Database
-from vpack.providers.base import AuthExpired, AuthKind, BadConfig, Identity, Provider
+from vpack.providers.base import AuthKind, Identity, Provider
+from vpack.providers.errors import AuthExpired, BadConfig
 from vpack.providers.registry import build_provider, get_provider_class
 from vpack.security.destinations import check_destination
 from vpack.security.vault import KeyFiles, Vault
 from vpack.settings import Settings
 
 if TYPE_CHECKING:
-    from vpack.providers.oauth import TokenSet
+    from vpack.providers.kit.oauth import TokenSet
 
 OAUTH_TOKENS_KEY = "oauth"  # the vault key under which an OAuth connection keeps its tokens
 
@@ -102,7 +103,7 @@ class ConnectionManager:
             raise AuthExpired(f"{cls.label} is not signed in: reconnect it")
         connection_id = connection.id
         # Only cloud accounts need the OAuth and HTTP stack: other commands skip its imports.
-        from vpack.providers.oauth import TokenSet
+        from vpack.providers.kit.oauth import TokenSet
 
         async def save(tokens: TokenSet) -> None:
             # Rotating refresh tokens (Microsoft) die on first use: keep the new one now.
@@ -119,8 +120,8 @@ class ConnectionManager:
     ) -> Provider:
         if cls.oauth is None:
             raise BadConfig(f"{cls.label} declares OAuth2 but no OAuth endpoints")
-        from vpack.providers.http import new_client
-        from vpack.providers.oauth import TokenManager, spec_from_env
+        from vpack.providers.kit.http import new_client
+        from vpack.providers.kit.oauth import TokenManager, spec_from_env
 
         spec = spec_from_env(cls.name, cls.oauth, self.settings)
         http = new_client()

@@ -22,7 +22,7 @@ from tests.conformance.google_drive_harness import CLIENT_ID, CLIENT_SECRET
 from tests.emulators.google_drive import DriveEmulator
 from tests.media import make_video
 from vpack.api.app import create_app
-from vpack.providers.oauth import env_name
+from vpack.providers.kit.oauth import env_name
 from vpack.settings import Settings
 
 REDIRECT = "http://testserver/api/cloud/google_drive/oauth/callback"

@@ -29,12 +29,12 @@ from vpack.providers.base import (
     Features,
     Identity,
     Node,
-    NotFound,
     Provider,
     RemoteVideo,
     ScanEvent,
 )
-from vpack.providers.oauth import OAuthDefaults
+from vpack.providers.errors import NotFound
+from vpack.providers.kit.oauth import OAuthDefaults
 from vpack.settings import Settings
 
 CLIENT_ID = "vpack-test-client"

@@ -25,8 +25,8 @@ from tests.emulators.google_drive import DriveEmulator
 from vpack import catalog
 from vpack.connections import ConnectionManager
 from vpack.providers.base import Provider
-from vpack.providers.google_drive import GoogleDriveProvider
-from vpack.providers.oauth import OAuthSpec, TokenManager, TokenSet, env_name
+from vpack.providers.google_drive.provider import GoogleDriveProvider
+from vpack.providers.kit.oauth import OAuthSpec, TokenManager, TokenSet, env_name
 from vpack.services import Services
 
 CLIENT_ID = "vpack-drive-test.apps.googleusercontent.com"

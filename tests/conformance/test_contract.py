@@ -21,15 +21,8 @@ from tests.conformance.harness import (
 )
 from tests.media import play_through
 from vpack.db.models import Video, VideoState
-from vpack.providers.base import (
-    AuthExpired,
-    BadConfig,
-    Checkpoint,
-    Found,
-    Permanent,
-    ProviderError,
-    RemoteVideo,
-)
+from vpack.providers.base import Checkpoint, Found, RemoteVideo
+from vpack.providers.errors import AuthExpired, BadConfig, Permanent, ProviderError
 from vpack.providers.registry import source_options
 from vpack.services import Services
 

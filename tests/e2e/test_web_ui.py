@@ -388,9 +388,9 @@ def serve_with_demo_cloud() -> None:
     """The OAuth test's service process: `vpack serve` with one more provider that signs in
     through the OAuth emulator (any provider whose auth is "oauth2" takes the same path)."""
     from tests.api.test_oauth_connect import DemoCloud
-    from vpack import cli
+    from vpack.cli import commands as cli
     from vpack.providers import registry
-    from vpack.providers.oauth import OAuthDefaults
+    from vpack.providers.kit.oauth import OAuthDefaults
 
     base = os.environ["DEMO_OAUTH_URL"]
     DemoCloud.oauth = OAuthDefaults(

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner, Result
 
-from vpack.cli import _Bar, main
+from vpack.cli.commands import _Bar, main
 
 
 def _write(path: Path, data: bytes) -> Path:

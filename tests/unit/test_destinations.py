@@ -7,7 +7,7 @@ import ipaddress
 import pytest
 from pydantic import ValidationError
 
-from vpack.providers.base import BadConfig
+from vpack.providers.errors import BadConfig
 from vpack.security.destinations import check_destination, parse_networks
 from vpack.settings import Settings
 

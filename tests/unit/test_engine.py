@@ -17,7 +17,7 @@ from tests.media import make_video
 from vpack import catalog
 from vpack.db.models import Source, SourceStatus, SyncRun, Video, VideoState
 from vpack.providers.base import Checkpoint, Found
-from vpack.providers.local import LocalProvider
+from vpack.providers.local.provider import LocalProvider
 from vpack.services import Services
 from vpack.sync import engine
 from vpack.sync.progress import ProgressSink

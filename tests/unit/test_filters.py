@@ -13,7 +13,8 @@ from sqlalchemy import select, update
 
 from vpack import catalog
 from vpack.db.models import Source, Video
-from vpack.providers.base import BadConfig, RemoteVideo
+from vpack.providers.base import RemoteVideo
+from vpack.providers.errors import BadConfig
 from vpack.services import Services
 from vpack.sync.filters import SourceFilters
 

@@ -11,19 +11,9 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from tests.emulators.hikvision import HikvisionDevice, User
-from vpack.providers.base import (
-    AuthExpired,
-    BadConfig,
-    Checkpoint,
-    Found,
-    NotFound,
-    RateLimited,
-    RemoteVideo,
-    ScanEvent,
-    Transient,
-    Waiting,
-)
-from vpack.providers.hikvision import HikvisionProvider
+from vpack.providers.base import Checkpoint, Found, RemoteVideo, ScanEvent, Waiting
+from vpack.providers.errors import AuthExpired, BadConfig, NotFound, RateLimited, Transient
+from vpack.providers.hikvision.provider import HikvisionProvider
 from vpack.providers.registry import build_provider, source_options
 
 PASSWORD = "Vpack-12345"

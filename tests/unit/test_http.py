@@ -30,8 +30,7 @@ import pytest
 
 from tests.emulators.serving import BackgroundServer
 from vpack import __version__
-from vpack.providers import http as http_module
-from vpack.providers.base import (
+from vpack.providers.errors import (
     AuthExpired,
     NotFound,
     Permanent,
@@ -39,7 +38,8 @@ from vpack.providers.base import (
     RateLimited,
     Transient,
 )
-from vpack.providers.http import (
+from vpack.providers.kit import http as http_module
+from vpack.providers.kit.http import (
     DEFAULT_TIMEOUT,
     MASK,
     MAX_RETRY_AFTER,
@@ -55,7 +55,7 @@ from vpack.providers.http import (
     retry_after_seconds,
     stream_failure,
 )
-from vpack.providers.oauth import OAuthSpec, TokenManager, TokenSet
+from vpack.providers.kit.oauth import OAuthSpec, TokenManager, TokenSet
 
 SECRET = "hunter2-s3cr3t"
 

@@ -8,17 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from vpack.providers.base import (
-    BadConfig,
-    Checkpoint,
-    Found,
-    NotFound,
-    RemoteVideo,
-    ScanEvent,
-    Transient,
-    Waiting,
-)
-from vpack.providers.local import LocalProvider, LocalSourceOptions, decode_relpath
+from vpack.providers.base import Checkpoint, Found, RemoteVideo, ScanEvent, Waiting
+from vpack.providers.errors import BadConfig, NotFound, Transient
+from vpack.providers.local.provider import LocalProvider, LocalSourceOptions, decode_relpath
 from vpack.providers.registry import build_provider
 
 

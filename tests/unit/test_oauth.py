@@ -19,18 +19,17 @@ from sqlalchemy import select, update
 
 from tests.emulators.oauth_server import Client, OAuthEmulator
 from vpack.db.models import OAuthState, User
-from vpack.providers.base import AuthExpired, BadConfig, Permanent, RateLimited, Transient
-from vpack.providers.oauth import (
+from vpack.oauth_signin import begin, complete
+from vpack.providers.errors import AuthExpired, BadConfig, Permanent, RateLimited, Transient
+from vpack.providers.kit.oauth import (
     OAuthDefaults,
     OAuthFlowError,
     OAuthSpec,
     TokenManager,
     TokenSet,
-    _token_call,
-    begin,
-    complete,
     retry_after_seconds,
     spec_from_env,
+    token_call,
 )
 from vpack.services import Services
 from vpack.settings import Settings
@@ -704,7 +703,7 @@ async def test_odd_token_answers_are_typed() -> None:
         )
         with pytest.raises(OAuthFlowError, match="refused the code exchange"):
             # the call complete() makes, without a database
-            await _token_call(stub, spec, {"grant_type": "authorization_code"}, refreshing=False)
+            await token_call(stub, spec, {"grant_type": "authorization_code"}, refreshing=False)
 
 
 async def test_unknown_lifetime_tokens_are_used_until_refused() -> None:

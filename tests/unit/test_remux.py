@@ -16,8 +16,9 @@ from tests.media import make_recording, play_through, record_probes
 from tests.pagecache import cached_bytes
 from vpack import media
 from vpack.media import RemuxError, remux_to_mp4
-from vpack.providers.base import Found, RemoteVideo, Transient
-from vpack.providers.local import LocalProvider, LocalSourceOptions
+from vpack.providers.base import Found, RemoteVideo
+from vpack.providers.errors import Transient
+from vpack.providers.local.provider import LocalProvider, LocalSourceOptions
 from vpack.providers.registry import build_provider
 from vpack.sync import durability
 from vpack.sync.transfer import Staged, remux_staged, stage, stage_each_blocking

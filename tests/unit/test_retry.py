@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from vpack.db.models import VideoState
-from vpack.providers.base import AuthExpired, NotFound, Permanent, RateLimited, Transient
+from vpack.providers.errors import AuthExpired, NotFound, Permanent, RateLimited, Transient
 from vpack.sync.retry import RetryPolicy, judge
 
 NOW = datetime(2025, 1, 1, tzinfo=UTC)

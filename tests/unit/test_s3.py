@@ -18,17 +18,10 @@ from sqlalchemy import select
 from tests.conformance.harness import videos_of
 from tests.conformance.s3_harness import S3Harness, boto3_reads, put_many, upload_in_parts
 from vpack.db.models import Connection, VideoState
-from vpack.providers import s3 as s3_module
-from vpack.providers.base import (
-    BadConfig,
-    Found,
-    NotFound,
-    RateLimited,
-    RemoteVideo,
-    ScanEvent,
-    Transient,
-)
-from vpack.providers.s3 import S3Provider, S3SourceOptions
+from vpack.providers.base import Found, RemoteVideo, ScanEvent
+from vpack.providers.errors import BadConfig, NotFound, RateLimited, Transient
+from vpack.providers.s3 import provider as s3_module
+from vpack.providers.s3.provider import S3Provider, S3SourceOptions
 from vpack.services import Services
 from vpack.sync.transfer import Staged, stage_each_blocking
 
@@ -402,9 +395,9 @@ def test_the_direct_get_takes_the_url_boto3_used() -> None:
     from botocore.awsrequest import AWSResponse
     from botocore.config import Config
 
-    from vpack.providers.s3_get import DirectGet
-    from vpack.providers.s3_list import bucket_url
-    from vpack.providers.s3_sigv4 import Keys
+    from vpack.providers.s3.get import DirectGet
+    from vpack.providers.s3.listing import bucket_url
+    from vpack.providers.s3.sigv4 import Keys
 
     class Raw:
         def stream(self, *_: object, **__: object) -> list[bytes]:
@@ -500,8 +493,8 @@ async def test_small_reads_over_tls_check_the_certificate_as_boto3_does(
     boto3 trusts, and refuses a certificate that CA did not sign."""
     from tests.emulators.s3_faults import S3FaultProxy
     from tests.emulators.serving import self_signed_certificate
-    from vpack.providers.s3_curl import CurlPool
-    from vpack.providers.s3_get import DirectGet
+    from vpack.providers.s3.curl import CurlPool
+    from vpack.providers.s3.get import DirectGet
 
     certfile, keyfile = self_signed_certificate(tmp_path)
     other_ca, _ = self_signed_certificate(tmp_path / "other")

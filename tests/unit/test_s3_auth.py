@@ -11,9 +11,10 @@ from sqlalchemy import select
 from tests.conformance.s3_harness import AccessKey, AuthMoto, boto3_reads
 from vpack import catalog
 from vpack.db.models import Connection, ConnectionStatus, Source, SourceStatus
-from vpack.providers.base import BadConfig, Found, ProviderError
+from vpack.providers.base import Found
+from vpack.providers.errors import BadConfig, ProviderError
 from vpack.providers.registry import build_provider
-from vpack.providers.s3 import S3Provider, S3SourceOptions
+from vpack.providers.s3.provider import S3Provider, S3SourceOptions
 from vpack.services import Services
 
 

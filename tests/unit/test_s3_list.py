@@ -10,10 +10,11 @@ import certifi
 import pytest
 
 from tests.conformance.s3_harness import AccessKey, AuthMoto, S3Harness, put_many
-from vpack.providers.base import AuthExpired, Found, NotFound, ScanEvent
+from vpack.providers.base import Found, ScanEvent
+from vpack.providers.errors import AuthExpired, NotFound
 from vpack.providers.registry import build_provider
-from vpack.providers.s3 import S3Provider, S3SourceOptions
-from vpack.providers.s3_list import bucket_url, environment_transport, parse_listing
+from vpack.providers.s3.listing import bucket_url, environment_transport, parse_listing
+from vpack.providers.s3.provider import S3Provider, S3SourceOptions
 
 _NS = 'xmlns="http://s3.amazonaws.com/doc/2006-03-01/"'
 

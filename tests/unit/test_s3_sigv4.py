@@ -10,9 +10,9 @@ from botocore.auth import S3SigV4Auth
 from botocore.awsrequest import AWSRequest
 from botocore.credentials import Credentials
 
-from vpack.providers.s3_get import _signed_region
-from vpack.providers.s3_list import canonical_query
-from vpack.providers.s3_sigv4 import GetSigner, Keys, host_header
+from vpack.providers.s3.get import _signed_region
+from vpack.providers.s3.listing import canonical_query
+from vpack.providers.s3.sigv4 import GetSigner, Keys, host_header
 
 
 def test_the_get_object_example_of_the_s3_api_reference() -> None:

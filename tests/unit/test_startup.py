@@ -8,7 +8,7 @@ import sys
 
 import pytest
 
-from vpack.providers.base import BadConfig
+from vpack.providers.errors import BadConfig
 from vpack.providers.registry import get_provider_class
 
 
@@ -22,13 +22,21 @@ def _modules_after(code: str) -> set[str]:
 
 def test_the_cli_and_an_s3_provider_leave_the_cloud_stack_unloaded() -> None:
     loaded = _modules_after(
-        "import vpack.cli\n"
+        "import vpack.cli.commands\n"
         "from vpack.providers.registry import get_provider_class\n"
         "get_provider_class('s3'); get_provider_class('local')"
     )
-    assert "vpack.providers.s3" in loaded
+    assert "vpack.providers.s3.provider" in loaded
     # botocore comes with the first S3 client: a scan's first listing leaves without it.
-    unneeded = {"httpx", "jwt", "argon2", "alembic", "vpack.providers.oauth", "botocore", "boto3"}
+    unneeded = {
+        "httpx",
+        "jwt",
+        "argon2",
+        "alembic",
+        "vpack.providers.kit.oauth",
+        "botocore",
+        "boto3",
+    }
     assert not unneeded & loaded, f"imported for nothing: {sorted(unneeded & loaded)}"
 
 
@@ -40,7 +48,9 @@ def test_an_unknown_provider_names_every_known_one() -> None:
 
 
 def test_pyav_is_loaded_by_the_first_probe_not_by_start_up() -> None:
-    assert "av" not in _modules_after("import vpack.cli, vpack.services, vpack.sync.engine")
+    assert "av" not in _modules_after(
+        "import vpack.cli.commands, vpack.services, vpack.sync.engine"
+    )
     probed = _modules_after(
         "from pathlib import Path\nfrom vpack import media\n"
         "assert media.probe(Path('/nonexistent.mp4')).error"
@@ -49,12 +59,12 @@ def test_pyav_is_loaded_by_the_first_probe_not_by_start_up() -> None:
 
 
 def test_the_vpack_command_imports_with_the_collector_paused_then_resumes_it() -> None:
-    """The installed `vpack` runs vpack.launch: the CLI's imports run with the
+    """The installed `vpack` runs vpack.cli.launch: the CLI's imports run with the
     collector off, what they made is frozen, and the collector is on again after."""
     from importlib.metadata import entry_points
 
     (script,) = [e for e in entry_points(group="console_scripts") if e.name == "vpack"]
-    assert script.value == "vpack.launch:main"
+    assert script.value == "vpack.cli.launch:main"
     code = (
         "import gc, sys\n"
         "collecting = []\n"
@@ -62,10 +72,10 @@ def test_the_vpack_command_imports_with_the_collector_paused_then_resumes_it() -
         "    if event == 'import' and args[0].startswith('sqlalchemy'):\n"
         "        collecting.append(gc.isenabled())\n"
         "sys.addaudithook(note)\n"
-        "import vpack.launch\n"
+        "import vpack.cli.launch\n"
         "sys.argv = ['vpack', '--version']\n"
         "try:\n"
-        "    vpack.launch.run()\n"
+        "    vpack.cli.launch.run()\n"
         "except SystemExit:\n"
         "    pass\n"
         "print(len(collecting) > 100, any(collecting), gc.isenabled(), gc.get_freeze_count() > 0)\n"
@@ -77,7 +87,7 @@ def test_the_vpack_command_imports_with_the_collector_paused_then_resumes_it() -
 
 
 _LEAVING = """
-import atexit, sys, threading, time, vpack.launch
+import atexit, sys, threading, time, vpack.cli.launch
 class Noisy:
     def __del__(self):
         print("torn down", flush=True)
@@ -90,15 +100,15 @@ def late():
     time.sleep(0.2)
     print("thread ended", flush=True)
 if sys.argv[1] == "thread":  # a thread still at work when the command returns
-    command = vpack.launch.run
+    command = vpack.cli.launch.run
     def run():
         try:
             command()
         finally:
             threading.Thread(target=late).start()
-    vpack.launch.run = run
+    vpack.cli.launch.run = run
 sys.argv = ["vpack", *sys.argv[2:]]
-vpack.launch.main()
+vpack.cli.launch.main()
 """
 
 

@@ -15,8 +15,9 @@ import pytest
 
 from tests.media import make_video, record_probes
 from tests.pagecache import cached_bytes
-from vpack.providers.base import BlockingReader, Features, HashKind, RemoteVideo, Transient
-from vpack.providers.local import LocalProvider, LocalSourceOptions
+from vpack.providers.base import BlockingReader, Features, HashKind, RemoteVideo
+from vpack.providers.errors import Transient
+from vpack.providers.local.provider import LocalProvider, LocalSourceOptions
 from vpack.providers.registry import build_provider
 from vpack.sync.transfer import _ProgressRelay, _Staging, stage
 

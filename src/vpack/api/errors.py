@@ -7,7 +7,7 @@ import logging
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
-from vpack.providers.base import (
+from vpack.providers.errors import (
     AuthExpired,
     BadConfig,
     NotFound,

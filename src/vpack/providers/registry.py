@@ -7,7 +7,8 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from vpack.providers.base import BadConfig, Provider
+from vpack.providers.base import Provider
+from vpack.providers.errors import BadConfig
 
 _PROVIDERS: dict[str, type[Provider]] = {}
 
@@ -29,10 +30,10 @@ def unregister(name: str) -> None:
 # asked for: a command that syncs S3 need not import the HTTP and OAuth stack of the
 # others. Adding a provider is one module plus one line.
 _BUILTIN = {
-    "google_drive": "vpack.providers.google_drive",
-    "hikvision": "vpack.providers.hikvision",
-    "local": "vpack.providers.local",
-    "s3": "vpack.providers.s3",
+    "google_drive": "vpack.providers.google_drive.provider",
+    "hikvision": "vpack.providers.hikvision.provider",
+    "local": "vpack.providers.local.provider",
+    "s3": "vpack.providers.s3.provider",
 }
 
 

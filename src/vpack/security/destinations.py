@@ -18,7 +18,7 @@ from __future__ import annotations
 import ipaddress
 import socket
 
-from vpack.providers.base import BadConfig
+from vpack.providers.errors import BadConfig
 
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 

@@ -32,17 +32,8 @@ from vpack.db.models import (
     utcnow,
 )
 from vpack.db.session import Database
-from vpack.providers.base import (
-    AuthExpired,
-    Checkpoint,
-    Found,
-    Provider,
-    ProviderError,
-    RateLimited,
-    RemoteVideo,
-    Removed,
-    Waiting,
-)
+from vpack.providers.base import Checkpoint, Found, Provider, RemoteVideo, Removed, Waiting
+from vpack.providers.errors import AuthExpired, ProviderError, RateLimited
 from vpack.providers.registry import source_options
 from vpack.security import audit
 from vpack.security.audit import Action

@@ -13,7 +13,8 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from vpack.providers.base import BadConfig, RemoteVideo
+from vpack.providers.base import RemoteVideo
+from vpack.providers.errors import BadConfig
 
 _MB = 1_000_000
 

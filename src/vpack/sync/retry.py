@@ -8,7 +8,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from vpack.db.models import VideoState
-from vpack.providers.base import AuthExpired, NotFound, Permanent, RateLimited, Transient
+from vpack.providers.errors import AuthExpired, NotFound, Permanent, RateLimited, Transient
 
 
 @dataclass(frozen=True)

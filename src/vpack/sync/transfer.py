@@ -16,14 +16,8 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from vpack import media
-from vpack.providers.base import (
-    BlockingReader,
-    Features,
-    HashKind,
-    Provider,
-    RemoteVideo,
-    Transient,
-)
+from vpack.providers.base import BlockingReader, Features, HashKind, Provider, RemoteVideo
+from vpack.providers.errors import Transient
 from vpack.sync import durability
 
 _HASHERS: dict[HashKind, Callable[[], Any]] = {

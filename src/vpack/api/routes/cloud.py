@@ -13,8 +13,10 @@ from vpack.api.routes.connections import browse, owned_connection
 from vpack.api.routes.sources import create_owned_source, start_sync
 from vpack.api.schemas import Accepted, BrowseOut, DownloadRequest, OAuthStart, OAuthStarted
 from vpack.db.models import Connection, Source
-from vpack.providers.base import AuthKind, BadConfig, Provider, ProviderError
-from vpack.providers.oauth import begin, complete, spec_from_env
+from vpack.oauth_signin import begin, complete
+from vpack.providers.base import AuthKind, Provider
+from vpack.providers.errors import BadConfig, ProviderError
+from vpack.providers.kit.oauth import spec_from_env
 from vpack.providers.registry import get_provider_class
 from vpack.security import audit
 from vpack.security.audit import Action

@@ -8,7 +8,8 @@ from sqlalchemy import select
 from vpack.api.deps import CurrentUser, IdPath, ServicesDep, SessionDep, can_see, client_ip, owned
 from vpack.api.schemas import BrowseOut, ConnectionOut, NewConnection, NodeOut
 from vpack.db.models import Connection, ConnectionStatus, Source
-from vpack.providers.base import AuthExpired, AuthKind, BadConfig
+from vpack.providers.base import AuthKind
+from vpack.providers.errors import AuthExpired, BadConfig
 from vpack.providers.registry import get_provider_class
 from vpack.security import audit
 from vpack.security.audit import Action

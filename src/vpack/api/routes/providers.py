@@ -9,7 +9,8 @@ from fastapi import APIRouter
 
 from vpack.api.deps import CurrentUser, ServicesDep
 from vpack.api.schemas import ProviderOut
-from vpack.providers.base import BadConfig, Provider
+from vpack.providers.base import Provider
+from vpack.providers.errors import BadConfig
 from vpack.providers.registry import all_providers
 from vpack.settings import Settings
 from vpack.sync.filters import SourceFilters

@@ -23,9 +23,7 @@ from urllib.parse import urlsplit
 from pydantic import BaseModel, Field, SecretStr
 
 from vpack.providers.base import (
-    AuthExpired,
     AuthKind,
-    BadConfig,
     BlockingReader,
     BrowsePage,
     Checkpoint,
@@ -34,23 +32,27 @@ from vpack.providers.base import (
     HashKind,
     Identity,
     Node,
-    NotFound,
-    Permanent,
     Provider,
-    ProviderError,
-    RateLimited,
     RemoteVideo,
     ScanEvent,
-    Transient,
     Waiting,
     stream_in_thread,
 )
-from vpack.providers.local import VIDEO_EXTENSIONS
+from vpack.providers.errors import (
+    AuthExpired,
+    BadConfig,
+    NotFound,
+    Permanent,
+    ProviderError,
+    RateLimited,
+    Transient,
+)
+from vpack.providers.kit.files import camera_folder, is_video_name
 from vpack.providers.registry import register
-from vpack.providers.s3_curl import FetchFailed
-from vpack.providers.s3_get import DirectGet
-from vpack.providers.s3_list import DirectList, bucket_url, environment_transport
-from vpack.providers.s3_sigv4 import Keys
+from vpack.providers.s3.curl import FetchFailed
+from vpack.providers.s3.get import DirectGet
+from vpack.providers.s3.listing import DirectList, bucket_url, environment_transport
+from vpack.providers.s3.sigv4 import Keys
 
 if TYPE_CHECKING:
     from botocore.response import StreamingBody
@@ -413,7 +415,7 @@ class S3Provider(Provider):
 
     def _event(self, obj: dict[str, Any], prefix: str, default_camera: str) -> ScanEvent | None:
         key: str = obj["Key"]
-        if posixpath.splitext(key)[1].lower() not in VIDEO_EXTENSIONS:
+        if not is_video_name(key):
             return None
         if obj.get("StorageClass") in _ARCHIVED:
             # Seen but not offered: a lifecycle move to Glacier is not a removal.
@@ -422,13 +424,12 @@ class S3Provider(Provider):
             )
             return Waiting(key)
         etag = str(obj.get("ETag", "")).strip('"')
-        first, sep, _ = key[len(prefix) :].partition("/")
         return Found(
             RemoteVideo(
                 remote_id=key,
                 revision=etag,
                 name=posixpath.basename(key),
-                camera=first if sep and first else default_camera,
+                camera=camera_folder(key[len(prefix) :]) or default_camera,
                 size=obj.get("Size"),
                 hash=etag.lower() if _PLAIN_MD5.fullmatch(etag.lower()) else None,
                 modified_at=_timestamp(obj.get("LastModified")),

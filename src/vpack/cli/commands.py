@@ -19,7 +19,8 @@ from sqlalchemy import select
 from vpack import __version__, catalog
 from vpack.connections import secret_fields
 from vpack.db.models import Connection, Role, Video, VideoState
-from vpack.providers.base import AuthKind, BrowsePage, ProviderError
+from vpack.providers.base import AuthKind, BrowsePage
+from vpack.providers.errors import ProviderError
 from vpack.providers.registry import get_provider_class
 from vpack.security.vault import KeyFiles, RotationResult, VaultError, rotate_keys
 from vpack.services import Services, build, prepare

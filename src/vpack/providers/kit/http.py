@@ -30,10 +30,10 @@ from typing import TYPE_CHECKING, Any
 import httpx
 
 from vpack import __version__
-from vpack.providers.base import ProviderError, RateLimited, Transient
+from vpack.providers.errors import ProviderError, RateLimited, Transient
 
 if TYPE_CHECKING:
-    from vpack.providers.oauth import TokenManager
+    from vpack.providers.kit.oauth import TokenManager
 
 # Connect fast or give up; reads may wait on a slow recorder, but never forever.
 DEFAULT_TIMEOUT = httpx.Timeout(60.0, connect=15.0)

@@ -17,7 +17,6 @@ from __future__ import annotations
 import json
 import logging
 import os
-import posixpath
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -27,9 +26,7 @@ import httpx
 from pydantic import BaseModel, ConfigDict, Field
 
 from vpack.providers.base import (
-    AuthExpired,
     AuthKind,
-    BadConfig,
     BrowsePage,
     Checkpoint,
     Features,
@@ -37,19 +34,23 @@ from vpack.providers.base import (
     HashKind,
     Identity,
     Node,
-    NotFound,
-    Permanent,
     Provider,
-    ProviderError,
-    RateLimited,
     RemoteVideo,
     Removed,
     ScanEvent,
+)
+from vpack.providers.errors import (
+    AuthExpired,
+    BadConfig,
+    NotFound,
+    Permanent,
+    ProviderError,
+    RateLimited,
     Transient,
 )
-from vpack.providers.http import ApiClient, new_client, retry_after_seconds, stream_failure
-from vpack.providers.local import VIDEO_EXTENSIONS
-from vpack.providers.oauth import OAuthDefaults, env_name
+from vpack.providers.kit.files import is_video_name
+from vpack.providers.kit.http import ApiClient, new_client, retry_after_seconds, stream_failure
+from vpack.providers.kit.oauth import OAuthDefaults, env_name
 from vpack.providers.registry import register
 
 log = logging.getLogger(__name__)
@@ -88,8 +89,7 @@ def _is_video(item: dict[str, Any]) -> bool:
     mime = str(item.get("mimeType", ""))
     if mime == FOLDER or mime.startswith("application/vnd.google-apps."):
         return False
-    ext = posixpath.splitext(str(item.get("name", "")))[1].lower()
-    return mime.startswith("video/") or ext in VIDEO_EXTENSIONS
+    return mime.startswith("video/") or is_video_name(str(item.get("name", "")))
 
 
 def describe_error(response: httpx.Response) -> ProviderError:

@@ -39,8 +39,8 @@ from urllib.parse import quote, urlsplit
 
 import pycurl
 
-from vpack.providers.s3_curl import UNREACHED, CurlPool, FetchFailed, Transport, header_fields
-from vpack.providers.s3_sigv4 import ALGORITHM, GetSigner, Keys, host_header
+from vpack.providers.s3.curl import UNREACHED, CurlPool, FetchFailed, Transport, header_fields
+from vpack.providers.s3.sigv4 import ALGORITHM, GetSigner, Keys, host_header
 
 if TYPE_CHECKING:
     from botocore.response import StreamingBody

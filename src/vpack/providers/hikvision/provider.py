@@ -22,26 +22,28 @@ import httpx
 from pydantic import BaseModel, Field, SecretStr, field_validator
 
 from vpack.providers.base import (
-    AuthExpired,
     AuthKind,
-    BadConfig,
     BrowsePage,
     Checkpoint,
     Features,
     Found,
     Identity,
     Node,
-    NotFound,
-    Permanent,
     Provider,
-    ProviderError,
-    RateLimited,
     RemoteVideo,
     ScanEvent,
-    Transient,
     Waiting,
 )
-from vpack.providers.http import ApiClient, HttpPolicy, new_client
+from vpack.providers.errors import (
+    AuthExpired,
+    BadConfig,
+    NotFound,
+    Permanent,
+    ProviderError,
+    RateLimited,
+    Transient,
+)
+from vpack.providers.kit.http import ApiClient, HttpPolicy, new_client
 from vpack.providers.registry import register
 
 log = logging.getLogger(__name__)

@@ -41,8 +41,8 @@ from xml.etree.ElementTree import ParseError, fromstring
 import certifi
 import pycurl
 
-from vpack.providers.s3_curl import CurlPool, Transport
-from vpack.providers.s3_sigv4 import GetSigner, Keys, host_header
+from vpack.providers.s3.curl import CurlPool, Transport
+from vpack.providers.s3.sigv4 import GetSigner, Keys, host_header
 
 log = logging.getLogger(__name__)
 

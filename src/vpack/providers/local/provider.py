@@ -21,7 +21,6 @@ if TYPE_CHECKING:
 
 from vpack.providers.base import (
     AuthKind,
-    BadConfig,
     BlockingReader,
     BrowsePage,
     Checkpoint,
@@ -29,19 +28,16 @@ from vpack.providers.base import (
     Found,
     Identity,
     Node,
-    NotFound,
     Provider,
     RemoteVideo,
     ScanEvent,
-    Transient,
     Waiting,
     stream_in_thread,
 )
+from vpack.providers.errors import BadConfig, NotFound, Transient
+from vpack.providers.kit.files import camera_folder, is_video_name
 from vpack.providers.registry import register
 
-VIDEO_EXTENSIONS = frozenset(
-    {".mp4", ".avi", ".mov", ".mkv", ".flv", ".wmv", ".m4v", ".dav", ".ts", ".ps", ".h264", ".h265"}
-)
 _RAW_PREFIX = "/b64:"  # a relative path never starts with "/", so this cannot clash
 _READ_BYTES = 1024 * 1024  # large enough for full speed; small enough to keep memory flat
 
@@ -282,9 +278,7 @@ class _Walker:
                     if entry.is_dir(follow_symlinks=False):
                         stack.append(rel)
                         continue
-                    if os.path.splitext(name)[1].lower().decode("ascii", "replace") not in (
-                        VIDEO_EXTENSIONS
-                    ):
+                    if not is_video_name(name):
                         continue
                     st = entry.stat()
                 except OSError:
@@ -299,8 +293,8 @@ class _Walker:
                 yield Found(self._video(rel, remote_id, st))
 
     def _video(self, rel: bytes, remote_id: str, st: os.stat_result) -> RemoteVideo:
-        first, sep, _ = rel.partition(b"/")
-        camera = _display(first) if sep else self.root_name
+        folder = camera_folder(rel)
+        camera = _display(folder) if folder is not None else self.root_name
         return RemoteVideo(
             remote_id=remote_id,
             revision=_revision(st),

@@ -19,7 +19,7 @@ def run() -> None:
     # imported they are frozen out of later collections, as `vpack.cli._run` did.
     gc.disable()
     try:
-        from vpack.cli import main as cli
+        from vpack.cli.commands import main as cli
     finally:
         gc.freeze()
         gc.enable()

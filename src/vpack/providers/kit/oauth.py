@@ -1,4 +1,6 @@
-"""OAuth2 authorization-code flow with PKCE, token refresh and authorized requests.
+"""OAuth2 for providers: client specs, token sets, the token endpoint, refresh and
+authorized requests. (Starting and finishing a sign-in, which needs the database,
+is `vpack.oauth_signin`.)
 
 Written on plain httpx rather than Authlib: the three flows (authorize URL,
 code exchange, refresh) are three small form POSTs, and what matters here sits
@@ -17,11 +19,8 @@ public PKCE clients (Dropbox without a secret) simply leave it out.
 from __future__ import annotations
 
 import asyncio
-import base64
-import hashlib
 import os
 import re
-import secrets
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
@@ -29,21 +28,11 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
-from sqlalchemy import select, update
 
-from vpack.db.models import OAuthState
-from vpack.db.session import Database
-from vpack.providers.base import (
-    AuthExpired,
-    BadConfig,
-    Permanent,
-    RateLimited,
-    Transient,
-)
-from vpack.providers.http import retry_after_seconds
+from vpack.providers.errors import AuthExpired, BadConfig, Permanent, RateLimited, Transient
+from vpack.providers.kit.http import retry_after_seconds
 from vpack.settings import Settings
 
-STATE_TTL = timedelta(minutes=10)
 REFRESH_LEEWAY = timedelta(seconds=60)
 TOKEN_TIMEOUT = httpx.Timeout(30.0)
 
@@ -208,148 +197,11 @@ class TokenSet:
         )
 
 
-# ---------------------------------------------------------------- the flow
-
-
-def _pkce_pair() -> tuple[str, str]:
-    # RFC 7636 §4.1: 43-128 unreserved characters; 64 random bytes -> 86 chars.
-    verifier = secrets.token_urlsafe(64)
-    digest = hashlib.sha256(verifier.encode("ascii")).digest()
-    return verifier, base64.urlsafe_b64encode(digest).rstrip(b"=").decode("ascii")
-
-
-async def begin(
-    db: Database,
-    spec: OAuthSpec,
-    *,
-    user_id: int,
-    connection_name: str | None = None,
-    connection_id: int | None = None,
-    ttl: timedelta = STATE_TTL,
-) -> tuple[str, str]:
-    """Start connecting: store a single-use state with its PKCE verifier; return (url, state)."""
-    state = secrets.token_urlsafe(32)
-    verifier, challenge = _pkce_pair()
-    now = datetime.now(UTC)
-    async with db.transaction() as session:
-        session.add(
-            OAuthState(
-                state=state,
-                user_id=user_id,
-                provider=spec.provider,
-                code_verifier=verifier,
-                connection_name=connection_name,
-                connection_id=connection_id,
-                created_at=now,
-                expires_at=now + ttl,
-            )
-        )
-    params = {
-        "response_type": "code",
-        "client_id": spec.client_id,
-        "redirect_uri": spec.redirect_uri,
-        "state": state,
-        "code_challenge": challenge,
-        "code_challenge_method": "S256",
-        **spec.extra_authorize_params,
-    }
-    if spec.scopes:
-        params["scope"] = " ".join(spec.scopes)
-    return str(httpx.URL(spec.authorize_url).copy_merge_params(params)), state
-
-
-async def _consume_state(db: Database, spec: OAuthSpec, state: str, user_id: int) -> OAuthState:
-    """Mark the state used, or say exactly why it cannot be."""
-    now = datetime.now(UTC)
-    async with db.transaction() as session:
-        # One conditional UPDATE: of two racing callbacks only one can win, on both backends.
-        won = (
-            await session.execute(
-                update(OAuthState)
-                .where(
-                    OAuthState.state == state,
-                    OAuthState.user_id == user_id,
-                    OAuthState.provider == spec.provider,
-                    OAuthState.used_at.is_(None),
-                    OAuthState.expires_at > now,
-                )
-                .values(used_at=now)
-                .returning(OAuthState)
-            )
-        ).scalar_one_or_none()
-        if won is not None:
-            return won
-        row = (
-            await session.execute(select(OAuthState).where(OAuthState.state == state))
-        ).scalar_one_or_none()
-    if row is None:
-        raise OAuthFlowError(
-            "unknown OAuth state: this sign-in link was not started here; connect again",
-            error="state_unknown",
-        )
-    if row.user_id != user_id:
-        raise OAuthFlowError(
-            "this OAuth sign-in was started by another user; connect again from your account",
-            error="state_other_user",
-        )
-    if row.provider != spec.provider:
-        raise OAuthFlowError(
-            f"this OAuth sign-in was started for {row.provider}, not {spec.provider}",
-            error="state_other_provider",
-        )
-    if row.used_at is not None:
-        raise OAuthFlowError(
-            "this OAuth sign-in was already used (states are single-use); connect again",
-            error="state_used",
-        )
-    raise OAuthFlowError(
-        "this OAuth sign-in expired before it was finished; connect again",
-        error="state_expired",
-    )
-
-
-async def complete(
-    db: Database,
-    spec: OAuthSpec,
-    *,
-    state: str,
-    code: str | None,
-    user_id: int,
-    http: httpx.AsyncClient | None = None,
-    error: str | None = None,
-    error_description: str | None = None,
-) -> tuple[TokenSet, OAuthState]:
-    """Finish connecting: check and spend the state, then trade the code for tokens.
-
-    `error`/`error_description` are the callback's own query parameters (RFC 6749
-    §4.1.2.1), e.g. when the user pressed "Deny": the state is spent all the same.
-    """
-    row = await _consume_state(db, spec, state, user_id)
-    if error is not None or not code:
-        reason = error or "no authorization code in the callback"
-        detail = f": {error_description}" if error_description else ""
-        message = (
-            f"access to {spec.provider} was declined{detail}"
-            if error == "access_denied"
-            else f"{spec.provider} did not authorise the connection ({reason}{detail})"
-        )
-        raise OAuthFlowError(message, error=error or "invalid_request")
-    data = {
-        "grant_type": "authorization_code",
-        "code": code,
-        "redirect_uri": spec.redirect_uri,
-        "code_verifier": row.code_verifier,
-    }
-    async with _client(http) as client:
-        body = await _token_call(client, spec, data, refreshing=False)
-    return TokenSet.from_response(body, requested=" ".join(spec.scopes)), row
-
-
 # ---------------------------------------------------------------- token endpoint
 
 
 @asynccontextmanager
-async def _client(http: httpx.AsyncClient | None) -> AsyncIterator[httpx.AsyncClient]:
+async def token_client(http: httpx.AsyncClient | None) -> AsyncIterator[httpx.AsyncClient]:
     if http is not None:
         yield http
         return
@@ -369,7 +221,7 @@ def _error_body(response: httpx.Response) -> tuple[str | None, str]:
     return body["error"], str(description)[:300] if description else ""
 
 
-async def _token_call(
+async def token_call(
     client: httpx.AsyncClient, spec: OAuthSpec, data: dict[str, str], *, refreshing: bool
 ) -> dict[str, Any]:
     """POST to the token endpoint; the answer's JSON, or a typed error."""
@@ -494,7 +346,7 @@ class TokenManager:
         data = {"grant_type": "refresh_token", "refresh_token": old.refresh_token}
         if self.spec.refresh_with_scope and self.spec.scopes:
             data["scope"] = " ".join(self.spec.scopes)
-        body = await _token_call(self._http, self.spec, data, refreshing=True)
+        body = await token_call(self._http, self.spec, data, refreshing=True)
         new = TokenSet.from_response(body, previous=old)
         try:
             # Still under the lock: a rotated refresh token is stored before anyone

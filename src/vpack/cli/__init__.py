@@ -1,0 +1,1 @@
+"""The `vpack` command."""

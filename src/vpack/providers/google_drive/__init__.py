@@ -1,0 +1,1 @@
+"""Google Drive (v3 REST, OAuth2)."""

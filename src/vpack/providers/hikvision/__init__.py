@@ -1,0 +1,1 @@
+"""Hikvision NVRs and cameras over ISAPI."""

@@ -1,0 +1,29 @@
+"""The file-store kit: what local folders, Drive, S3 (and OneDrive, Dropbox) share about
+files — which names are videos, and which camera a file belongs to."""
+
+from __future__ import annotations
+
+import posixpath
+from typing import AnyStr
+
+# The extensions VPACK itself accepts, plus recorders' exports (shared/PROVIDERS.md).
+VIDEO_EXTENSIONS = frozenset(
+    {".mp4", ".avi", ".mov", ".mkv", ".flv", ".wmv", ".m4v", ".dav", ".ts", ".ps", ".h264", ".h265"}
+)
+
+
+def is_video_name(name: str | bytes) -> bool:
+    """Whether a file's name says it is a video (case-insensitive extension)."""
+    if isinstance(name, bytes):
+        name = name.decode("utf-8", "replace")
+    return posixpath.splitext(name)[1].lower() in VIDEO_EXTENSIONS
+
+
+def camera_folder(relative: AnyStr) -> AnyStr | None:
+    """The camera of a file at `relative` (a '/'-separated path below the selection):
+    the first folder names it, deeper folders belong to it. None for a file directly
+    in the selection (or under an empty segment), which takes the selection's name."""
+    sep: AnyStr
+    sep = b"/" if isinstance(relative, bytes) else "/"
+    first, found, _ = relative.partition(sep)
+    return first if found and first else None

@@ -1,0 +1,1 @@
+"""Local folders: a disk or a mounted share."""
