@@ -20,8 +20,8 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
-from tests.conformance.google_drive_harness import CLIENT_ID, CLIENT_SECRET, REDIRECT, sign_in
-from tests.emulators.google_drive import DriveEmulator
+from tests.providers.google_drive.emulator import DriveEmulator
+from tests.providers.google_drive.harness import CLIENT_ID, CLIENT_SECRET, REDIRECT, sign_in
 
 from vpack.providers.kit.oauth import env_name
 

@@ -8,7 +8,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from tests.api.conftest import ADMIN, login
-from tests.emulators.hikvision import HikvisionDevice
+from tests.providers.hikvision.emulator import HikvisionDevice
 from vpack.api.app import create_app
 from vpack.settings import Settings
 

@@ -1,6 +1,6 @@
 """A shop owner's Google Drive, end to end through the API with the real worker.
 
-Google is played by the Drive emulator (tests/emulators/google_drive.py): signing in
+Google is played by the Drive emulator (tests/providers/google_drive/emulator.py): signing in
 goes through its OAuth pages, and every later fact (what was fetched, how many
 changes calls) is read off the requests it received.
 """
@@ -18,9 +18,9 @@ import pytest
 from fastapi.testclient import TestClient
 
 from tests.api.conftest import ADMIN, wait_for
-from tests.conformance.google_drive_harness import CLIENT_ID, CLIENT_SECRET
-from tests.emulators.google_drive import DriveEmulator
 from tests.media import make_video
+from tests.providers.google_drive.emulator import DriveEmulator
+from tests.providers.google_drive.harness import CLIENT_ID, CLIENT_SECRET
 from vpack.api.app import create_app
 from vpack.providers.kit.oauth import env_name
 from vpack.settings import Settings

@@ -12,8 +12,8 @@ import pytest
 from fastapi.testclient import TestClient
 
 from tests.api.conftest import ADMIN, login, wait_for
-from tests.emulators.hikvision import HikvisionDevice
 from tests.media import play_through
+from tests.providers.hikvision.emulator import HikvisionDevice
 from vpack.api.app import create_app
 from vpack.settings import Settings
 

@@ -12,7 +12,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from tests.api.conftest import ADMIN, login, wait_for
-from tests.conformance.s3_harness import S3Harness, auth_moto
+from tests.providers.s3.harness import S3Harness, auth_moto
 from vpack.api.app import create_app
 from vpack.settings import Settings
 

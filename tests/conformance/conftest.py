@@ -7,11 +7,11 @@ from pathlib import Path
 
 import pytest
 
-from tests.conformance.google_drive_harness import GoogleDriveHarness
 from tests.conformance.harness import CAPABILITIES, Harness
-from tests.conformance.hikvision_harness import HikvisionHarness
-from tests.conformance.local_harness import LocalHarness
-from tests.conformance.s3_harness import S3Harness
+from tests.providers.google_drive.harness import GoogleDriveHarness
+from tests.providers.hikvision.harness import HikvisionHarness
+from tests.providers.local.harness import LocalHarness
+from tests.providers.s3.harness import S3Harness
 
 _NOBODY = "no-provider-has-this-capability"
 

@@ -475,7 +475,7 @@ def test_google_drive_through_its_sign_in_page(
     """Google Drive, end to end: Google's consent page (the emulator's), the Drive tree, a
     synced clip that plays."""
     drive_emulator = pytest.importorskip(
-        "tests.emulators.google_drive", reason="the Google Drive issue has not landed"
+        "tests.providers.google_drive.emulator", reason="the Google Drive issue has not landed"
     )
     port = _free_port()
     callback = f"http://127.0.0.1:{port}/api/cloud/google_drive/oauth/callback"

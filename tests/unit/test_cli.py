@@ -266,7 +266,7 @@ def test_a_bucket_is_connected_browsed_and_synced_from_the_command_line(
     `sources add remote` and `sync`, against moto's S3 server."""
     import uuid
 
-    from tests.conformance.s3_harness import KEY_ID, SECRET, admin_client, moto_endpoint
+    from tests.providers.s3.harness import KEY_ID, SECRET, admin_client, moto_endpoint
 
     bucket = f"vpack-cli-{uuid.uuid4().hex[:12]}"
     s3 = admin_client()

@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from tests.emulators.hikvision import IMKH_HEADER, HikvisionDevice
 from tests.media import make_recording, play_through, record_probes
 from tests.pagecache import cached_bytes
+from tests.providers.hikvision.emulator import IMKH_HEADER, HikvisionDevice
 from vpack import media
 from vpack.media import RemuxError, remux_to_mp4
 from vpack.providers.base import Found, RemoteVideo

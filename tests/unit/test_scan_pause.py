@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import timedelta
 from pathlib import Path
 
-from tests.conformance.google_drive_harness import GoogleDriveHarness
+from tests.providers.google_drive.harness import GoogleDriveHarness
 from vpack.db.models import Connection, Source, utcnow
 from vpack.services import Services
 from vpack.sync.scheduler import due_sources

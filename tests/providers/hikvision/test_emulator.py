@@ -15,7 +15,7 @@ import av
 import httpx
 import pytest
 
-from tests.emulators.hikvision import HIKVISION_NS, ISAPI_NS, HikvisionDevice, User
+from tests.providers.hikvision.emulator import HIKVISION_NS, ISAPI_NS, HikvisionDevice, User
 
 PASSWORD = "Vpack-12345"
 T0 = datetime(2024, 2, 24, 4, 56, 1, tzinfo=UTC)  # 11:56:01 in Ho Chi Minh City

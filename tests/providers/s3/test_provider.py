@@ -16,7 +16,7 @@ import pytest
 from sqlalchemy import select
 
 from tests.conformance.harness import videos_of
-from tests.conformance.s3_harness import S3Harness, boto3_reads, put_many, upload_in_parts
+from tests.providers.s3.harness import S3Harness, boto3_reads, put_many, upload_in_parts
 from vpack.db.models import Connection, VideoState
 from vpack.providers.base import Found, RemoteVideo, ScanEvent
 from vpack.providers.errors import BadConfig, NotFound, RateLimited, Transient
@@ -491,8 +491,8 @@ async def test_small_reads_over_tls_check_the_certificate_as_boto3_does(
 ) -> None:
     """An S3-compatible store with its own CA (AWS_CA_BUNDLE): libcurl trusts what
     boto3 trusts, and refuses a certificate that CA did not sign."""
-    from tests.emulators.s3_faults import S3FaultProxy
     from tests.emulators.serving import self_signed_certificate
+    from tests.providers.s3.faults import S3FaultProxy
     from vpack.providers.s3.curl import CurlPool
     from vpack.providers.s3.get import DirectGet
 

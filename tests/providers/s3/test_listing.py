@@ -9,7 +9,7 @@ import asyncio
 import certifi
 import pytest
 
-from tests.conformance.s3_harness import AccessKey, AuthMoto, S3Harness, put_many
+from tests.providers.s3.harness import AccessKey, AuthMoto, S3Harness, put_many
 from vpack.providers.base import Found, ScanEvent
 from vpack.providers.errors import AuthExpired, NotFound
 from vpack.providers.registry import build_provider

@@ -1,6 +1,6 @@
 """The S3 provider against moto's real HTTP server, one fresh bucket per harness.
 
-The provider talks to moto through the fault proxy (tests/emulators/s3_faults.py),
+The provider talks to moto through the fault proxy (tests/providers/s3/faults.py),
 so the contract's throttling, dropped-stream and wrong-bytes cases can be staged;
 the harness arranges objects by talking to moto directly. Credential checks need
 moto's IAM auth switched on, which is process-wide in moto: that server runs in a
@@ -31,7 +31,7 @@ from botocore.config import Config as BotoConfig
 from moto.server import ThreadedMotoServer
 
 from tests.conformance.harness import CUT_STREAM, RANGED, RATE_LIMIT, WRONG_HASH, Harness
-from tests.emulators.s3_faults import S3FaultProxy
+from tests.providers.s3.faults import S3FaultProxy
 
 KEY_ID = "AKIAVPACKTEST"
 SECRET = "vpack-test-secret"

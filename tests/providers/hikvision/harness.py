@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from tests.conformance.harness import CUT_STREAM, TIME_INDEXED, Harness
-from tests.emulators.hikvision import HikvisionDevice, Recording
+from tests.providers.hikvision.emulator import HikvisionDevice, Recording
 
 PASSWORD = "Vpack-12345"
 

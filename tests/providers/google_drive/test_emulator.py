@@ -14,7 +14,7 @@ from urllib.parse import parse_qs, urlsplit
 import httpx
 import pytest
 
-from tests.emulators.google_drive import DRIVE_READONLY, FOLDER, GOOGLE_DOC, DriveEmulator
+from tests.providers.google_drive.emulator import DRIVE_READONLY, FOLDER, GOOGLE_DOC, DriveEmulator
 
 CLIENT_ID = "vpack-drive-test"
 CLIENT_SECRET = "drive-s3cret"

@@ -21,7 +21,7 @@ from tests.conformance.harness import (
     WRONG_HASH,
     Harness,
 )
-from tests.emulators.google_drive import DriveEmulator
+from tests.providers.google_drive.emulator import DriveEmulator
 from vpack import catalog
 from vpack.connections import ConnectionManager
 from vpack.providers.base import Provider

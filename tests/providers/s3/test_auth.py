@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 
-from tests.conformance.s3_harness import AccessKey, AuthMoto, boto3_reads
+from tests.providers.s3.harness import AccessKey, AuthMoto, boto3_reads
 from vpack import catalog
 from vpack.db.models import Connection, ConnectionStatus, Source, SourceStatus
 from vpack.providers.base import Found

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conformance.s3_harness import AuthMoto, S3Harness, auth_moto
+from tests.providers.s3.harness import AuthMoto, S3Harness, auth_moto
 
 
 @pytest.fixture

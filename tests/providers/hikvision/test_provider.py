@@ -10,7 +10,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from tests.emulators.hikvision import HikvisionDevice, User
+from tests.providers.hikvision.emulator import HikvisionDevice, User
 from vpack.providers.base import Checkpoint, Found, RemoteVideo, ScanEvent, Waiting
 from vpack.providers.errors import AuthExpired, BadConfig, NotFound, RateLimited, Transient
 from vpack.providers.hikvision.provider import HikvisionProvider
