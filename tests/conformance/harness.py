@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, ClassVar
 
 from sqlalchemy import select
@@ -25,7 +25,20 @@ WRONG_HASH = "wrong_hash"  # the emulator can send bytes that do not match the h
 # unless a harness declares TIME_INDEXED, so file sources need not say it.
 FILES = "files"  # named files: the bytes published are the bytes added; unlisted = removed
 TIME_INDEXED = "time_indexed"  # recorders: time ranges on channels, remuxed to MP4
-CAPABILITIES = {RANGED, RATE_LIMIT, TOKEN_EXPIRY, CUT_STREAM, WRONG_HASH, FILES, TIME_INDEXED}
+# Devices signed in with a user and password (recorders on the LAN).
+LOCKOUT = "lockout"  # the device locks the account after failed logins
+DEVICE_CLOCK = "device_clock"  # the device's clock can run ahead of or behind ours
+CAPABILITIES = {
+    RANGED,
+    RATE_LIMIT,
+    TOKEN_EXPIRY,
+    CUT_STREAM,
+    WRONG_HASH,
+    FILES,
+    TIME_INDEXED,
+    LOCKOUT,
+    DEVICE_CLOCK,
+}
 
 
 class Harness(ABC):
@@ -80,6 +93,24 @@ class Harness(ABC):
         """The recording `handle` closed at `end`; its source options must count a
         recording that ended three seconds ago as settled."""
         raise AssertionError(f"{self.name} declared no {TIME_INDEXED}")
+
+    # Devices (LOCKOUT, DEVICE_CLOCK).
+    async def lock_account(self) -> None:
+        """The device locks the connection's user, as after repeated failed logins."""
+        raise AssertionError(f"{self.name} declared no {LOCKOUT}")
+
+    def login_attempts(self) -> int:
+        """How many requests carrying the user's credentials the device has seen."""
+        raise AssertionError(f"{self.name} declared no {LOCKOUT}")
+
+    async def set_device_clock(self, offset: timedelta) -> None:
+        """The device's clock runs `offset` ahead of the true time (negative: behind);
+        it stamps its recordings with that clock."""
+        raise AssertionError(f"{self.name} declared no {DEVICE_CLOCK}")
+
+    def device_now(self) -> datetime:
+        """The device clock's time now (aware)."""
+        raise AssertionError(f"{self.name} declared no {DEVICE_CLOCK}")
 
     # Fault knobs: only called when the matching capability is declared.
     async def rate_limit_next(self, requests: int, retry_after: float) -> None:

@@ -202,6 +202,16 @@ class SyncEngine:
             source = await _get_source(session, source_id)
             connection = source.connection
         tally = tally or Tally(source_id=source_id, name=source.name)
+        paused = connection.paused_until
+        if paused is not None and paused > utcnow():
+            # The account waits out what its vendor asked (a locked recorder, a quota):
+            # asking again now would prolong it, and the provider's requests would only
+            # sit in its pacer until the pause ends.
+            tally.error = source.last_error or (
+                f"{connection.name} is paused until {paused:%Y-%m-%d %H:%M} UTC"
+            )
+            await self._finish_scan(source, SourceStatus.PAUSED, tally.error)
+            return tally
         provider = await self.provider_for(connection)
         options = source_options(connection.provider, source.options)
         await self._set_source_status(

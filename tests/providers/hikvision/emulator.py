@@ -190,6 +190,7 @@ class HikvisionDevice(Emulator):
         self.https = https
         self.cert_dir = cert_dir
         self.clock_skew = timedelta(0)  # the device clock minus the true time
+        self.credentialed_requests = 0  # requests that carried an Authorization header
         self.delay = 0.0  # seconds every answer waits (a slow device or link)
         self.calls: Counter[str] = Counter()  # "search", "download", ... per request made
         self.failed_logins = 0  # requests whose credentials were refused
@@ -386,6 +387,8 @@ class HikvisionDevice(Emulator):
         scheme, _, rest = header.partition(" ")
         if not header:
             return self._challenge(stale=False)
+        with self._lock:
+            self.credentialed_requests += 1  # what a lock-out counts against
         if scheme.lower() != self.auth_scheme:
             return self._challenge(stale=False)
         if scheme.lower() == "basic":

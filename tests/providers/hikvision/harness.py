@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import asyncio
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from tests.conformance.harness import CUT_STREAM, TIME_INDEXED, Harness
+from tests.conformance.harness import CUT_STREAM, DEVICE_CLOCK, LOCKOUT, TIME_INDEXED, Harness
 from tests.providers.hikvision.emulator import HikvisionDevice, Recording
 
 PASSWORD = "Vpack-12345"
@@ -16,7 +16,7 @@ PASSWORD = "Vpack-12345"
 class HikvisionHarness(Harness):
     name = "hikvision"
     provider_name = "hikvision"
-    capabilities = frozenset({TIME_INDEXED, CUT_STREAM})
+    capabilities = frozenset({TIME_INDEXED, CUT_STREAM, LOCKOUT, DEVICE_CLOCK})
 
     def __init__(self, base: Path) -> None:
         self.device = HikvisionDevice().start()
@@ -70,6 +70,18 @@ class HikvisionHarness(Harness):
 
     async def finish_recording(self, handle: str, end: datetime) -> None:
         await asyncio.to_thread(self.device.finish_recording, self.recordings[handle], end)
+
+    async def lock_account(self) -> None:
+        self.device.lock_account("admin")
+
+    def login_attempts(self) -> int:
+        return self.device.credentialed_requests
+
+    async def set_device_clock(self, offset: timedelta) -> None:
+        self.device.clock_skew = offset
+
+    def device_now(self) -> datetime:
+        return self.device.now()
 
     async def cut_next_download(self, after_bytes: int) -> None:
         self.device.cut_next_downloads(after_bytes)
