@@ -560,3 +560,72 @@ def test_requests_are_recorded_and_counted(drive: DriveEmulator, api: httpx.Clie
     assert last.authorized
     drive.reset_counts()
     assert drive.count("/drive/v3") == 0
+
+
+def test_googles_own_client_lists_pages_downloads_and_follows_changes(
+    drive: DriveEmulator,
+) -> None:
+    """google-api-python-client, built from the Drive v3 discovery document it ships,
+    talks to the emulator as it would to Google: a second client, not ours."""
+    import io as _io
+
+    from google.oauth2.credentials import Credentials
+    from googleapiclient.discovery import build
+    from googleapiclient.errors import HttpError
+    from googleapiclient.http import MediaIoBaseDownload
+
+    token = code_flow(drive)["access_token"]
+    service = build(
+        "drive",
+        "v3",
+        credentials=Credentials(token=token),
+        static_discovery=True,
+        client_options={"api_endpoint": f"{drive.api_url}/drive/v3/"},
+        cache_discovery=False,
+    )
+    folder = drive.add_folder("Packing")
+    ids = {drive.add_file(f"clip-{i}.mp4", folder, f"clip {i}".encode()) for i in range(5)}
+    start = service.changes().getStartPageToken().execute()["startPageToken"]
+
+    files = service.files()
+    request = files.list(
+        q=f"'{folder}' in parents and trashed = false",
+        pageSize=2,
+        fields="nextPageToken, files(id, name, size, md5Checksum)",
+    )
+    seen: list[dict[str, str]] = []
+    pages = 0
+    while request is not None:
+        answer = request.execute()
+        pages += 1
+        seen += answer["files"]
+        request = files.list_next(request, answer)
+    assert pages == 3 and {f["id"] for f in seen} == ids
+
+    data = secrets.token_bytes(300_000)
+    big = drive.add_file("big.mp4", folder, data)
+    buffer = _io.BytesIO()
+    download = MediaIoBaseDownload(buffer, files.get_media(fileId=big), chunksize=100_000)
+    done, chunks = False, 0
+    while not done:  # ranged requests of 100,000 bytes, as the client pages them
+        _, done = download.next_chunk()
+        chunks += 1
+    assert buffer.getvalue() == data and chunks == 3
+
+    changes, token_ = [], start
+    while True:
+        page = (
+            service.changes()
+            .list(pageToken=token_, pageSize=1, fields="nextPageToken,newStartPageToken,changes")
+            .execute()
+        )
+        changes += page["changes"]
+        if "newStartPageToken" in page:
+            break
+        token_ = page["nextPageToken"]
+    assert big in {c["fileId"] for c in changes}
+
+    with pytest.raises(HttpError) as missing:
+        files.get(fileId="no-such-file").execute()
+    assert missing.value.resp.status == 404
+    assert missing.value.error_details[0]["reason"] == "notFound"

@@ -32,8 +32,10 @@ Follows Hikvision's own documents:
 Behaviour integrators report from real devices, which the documents leave open:
 times written with "Z" in searches and playback URIs are the device's local wall
 clock (`z_is_local=False` for firmware that really means UTC); searchID must be
-GUID-shaped; at most 64 matches per page; the dictionary spelling
-`searchResultPosition` is refused; some firmware take the download as GET with a
+GUID-shaped; at most 64 matches per page; a search without the position element
+starts at 0 (HikLoad, hikload/hikvisionapi/_ContentMgmt.py, sends none), so the
+dictionary spelling `searchResultPosition` (pyHik's) is an unknown element and
+every page is the first; some firmware take the download as GET with a
 body, some only as POST (`download_methods`); the download answers
 `Content-Type: Opaque/data` without a Content-Length, and the stream starts with
 Hikvision's 40-byte "IMKH" header before the MPEG-PS pack headers; the recording
@@ -191,6 +193,7 @@ class HikvisionDevice(Emulator):
         self.cert_dir = cert_dir
         self.clock_skew = timedelta(0)  # the device clock minus the true time
         self.credentialed_requests = 0  # requests that carried an Authorization header
+        self._started = time.monotonic()  # deviceUpTime counts from here
         self.delay = 0.0  # seconds every answer waits (a slow device or link)
         self.calls: Counter[str] = Counter()  # "search", "download", ... per request made
         self.failed_logins = 0  # requests whose credentials were refused
@@ -357,6 +360,7 @@ class HikvisionDevice(Emulator):
         routes: dict[str, tuple[frozenset[str], Callable[..., Any]]] = {
             "/ISAPI/System/deviceInfo": (frozenset({"GET"}), self._device_info),
             "/ISAPI/System/time": (frozenset({"GET"}), self._time),
+            "/ISAPI/System/status": (frozenset({"GET"}), self._device_status),
             "/ISAPI/Security/userCheck": (frozenset({"GET"}), self._user_check_ok),
             "/ISAPI/Streaming/channels": (frozenset({"GET"}), self._streaming_channels),
             "/ISAPI/ContentMgmt/InputProxy/channels": (frozenset({"GET"}), self._proxy_channels),
@@ -527,6 +531,23 @@ class HikvisionDevice(Emulator):
             _sub(root, tag, text)
         return self._xml(root)
 
+    async def _device_status(self, request: Request, user: User) -> Response:
+        """DeviceStatus as NVRs and cameras answer it (the shape of a real camera's
+        answer recorded in MissiaL/hikvision-client's test cassettes; NVR monitoring,
+        e.g. centreon-plugins' isapi modes, reads deviceUpTime and MemoryList)."""
+        root = self._element("DeviceStatus")
+        local = self.now().astimezone(self.tz)
+        _sub(root, "currentDeviceTime", local.isoformat(timespec="seconds"))
+        _sub(root, "deviceUpTime", str(int(time.monotonic() - self._started)))
+        cpu = _sub(_sub(root, "CPUList"), "CPU")
+        _sub(cpu, "cpuDescription", "ARM")
+        _sub(cpu, "cpuUtilization", "7")
+        memory = _sub(_sub(root, "MemoryList"), "Memory")
+        _sub(memory, "memoryDescription", "DDR Memory")
+        _sub(memory, "memoryUsage", "211.5")
+        _sub(memory, "memoryAvailable", "300.5")
+        return self._xml(root)
+
     async def _time(self, request: Request, user: User) -> Response:
         local = self.now().astimezone(self.tz)
         offset = local.utcoffset() or timedelta(0)
@@ -602,9 +623,10 @@ class HikvisionDevice(Emulator):
             t.text or "" for t in query.findall("trackList/trackID")
         ]
         try:
-            if not _GUID.fullmatch(search_id) or position_text is None or len(spans) != 1:
+            if not _GUID.fullmatch(search_id) or len(spans) != 1:
                 raise ValueError
-            position = int(position_text)
+            # No position (HikLoad sends none) is the first page, as on devices.
+            position = int(position_text) if position_text is not None else 0
             wanted = min(int(query.findtext("maxResults") or "40"), self.max_results)
             start = self._parse_time(spans[0].findtext("startTime") or "")
             end = self._parse_time(spans[0].findtext("endTime") or "")

@@ -286,15 +286,9 @@ def test_search_with_nothing_there(nvr: HikvisionDevice) -> None:
     "body",
     [
         search_body([101], "2024-02-24T00:00:00Z", "2024-02-25T00:00:00Z", search_id="abc"),
-        search_body(
-            [101],
-            "2024-02-24T00:00:00Z",
-            "2024-02-25T00:00:00Z",
-            position_tag="searchResultPosition",
-        ),
         search_body([], "2024-02-24T00:00:00Z", "2024-02-25T00:00:00Z"),
     ],
-    ids=["searchID not a GUID", "dictionary spelling", "no track"],
+    ids=["searchID not a GUID", "no track"],
 )
 def test_searches_the_device_refuses(nvr: HikvisionDevice, body: str) -> None:
     with client(nvr) as http:
@@ -429,3 +423,41 @@ def test_download_capabilities(nvr: HikvisionDevice) -> None:
         root = xml(http.get("/ISAPI/ContentMgmt/download/capabilities"))
     assert text(root, "isSupportDownloadbyFileName") == "true"
     assert text(root, "isSupportDownloadbyTime") == "false"
+
+
+@pytest.mark.parametrize(
+    "position_tag", ["", "searchResultPosition"], ids=["no position", "dictionary spelling"]
+)
+def test_a_search_without_hikvisions_position_element_gets_the_first_page(
+    nvr: HikvisionDevice, position_tag: str
+) -> None:
+    """HikLoad sends no position and pyHik the dictionary spelling, which a device does
+    not know: both get the first page, every time (the trap for a client paging so)."""
+    for i in range(3):
+        nvr.add_recording(1, T0 + timedelta(minutes=i), 2)
+    body = search_body([101], "2024-02-24T00:00:00Z", "2024-02-24T23:59:59Z", max_results=2)
+    body = body.replace("<searchResultPostion>0</searchResultPostion>", "")
+    if position_tag:
+        body = body.replace("</maxResults>", f"</maxResults><{position_tag}>2</{position_tag}>")
+    with client(nvr) as http:
+        pages = [xml(http.post("/ISAPI/ContentMgmt/search", content=body)) for _ in range(2)]
+    for root in pages:
+        assert text(root, "responseStatusStrg") == "MORE"
+        assert [text(m, "mediaSegmentDescriptor/name") for m in matches(root)] == [
+            text(m, "mediaSegmentDescriptor/name") for m in matches(pages[0])
+        ]
+        assert len(matches(root)) == 2
+
+
+def test_hikvisionapi_connects_and_reads_the_device(nvr: HikvisionDevice) -> None:
+    """A community client (hikvisionapi), not ours: its constructor asks for
+    /ISAPI/System/status with Basic, then Digest after the 401, and insists on a 2xx."""
+    from hikvisionapi import Client
+
+    cam = Client(nvr.base_url, "admin", PASSWORD, timeout=10)
+    status = cam.System.status(method="get")
+    assert "currentDeviceTime" in status["DeviceStatus"]
+    assert int(status["DeviceStatus"]["deviceUpTime"]) >= 0
+    info = cam.System.deviceInfo(method="get")
+    assert info["DeviceInfo"]["serialNumber"] == nvr.serial
+    assert nvr.failed_logins == 0, "its Basic probe is a scheme the device does not take"
