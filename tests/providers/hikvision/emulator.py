@@ -25,9 +25,11 @@ Follows Hikvision's own documents:
 - `/ISAPI/Security/userCheck` and the illegal-login lock: a refused login answers
   401 with `userCheck` {statusValue, statusString, lockStatus lock|unlock,
   unlockTime (seconds), retryLoginTime (tries left)}.
-- RFC 7616 (Digest): challenge realm, nonce, qop="auth", algorithm; the answer
-  checked with nc and cnonce; a correct answer to an expired nonce gets
-  stale=TRUE (§3.3) and costs no try. RFC 7617 Basic, where configured.
+- RFC 7616 (Digest): challenge realm, nonce, qop="auth", algorithm="MD5" (what
+  NVRs offer: hikvision_next issue #50); the answer must use that algorithm and
+  qop with nc and cnonce; a correct answer to an expired nonce, or one repeating
+  a nonce count (a replay, §3.4), gets stale=TRUE (§3.3) and costs no try;
+  nonces past their lifetime are forgotten. RFC 7617 Basic, where configured.
 
 Behaviour integrators report from real devices, which the documents leave open:
 times written with "Z" in searches and playback URIs are the device's local wall
@@ -439,12 +441,16 @@ class HikvisionDevice(Emulator):
         }
         name = params.get("username", "")
         user = self.users.get(name)
+        # The challenge offers MD5 with qop="auth" (as NVRs do: hikvision_next issue #50,
+        # MissiaL/hikvision-client's cassettes): another algorithm, or an RFC 2069
+        # answer without qop, nc and cnonce, answers a challenge that was not made.
         algorithm = params.get("algorithm", "MD5").upper()
         sess = algorithm.endswith("-SESS")
         hasher = _DIGESTS.get(algorithm.removesuffix("-SESS"))
-        wanted = ("nonce", "uri", "response", "realm")
-        if user is None or hasher is None or any(k not in params for k in wanted):
+        wanted = ("nonce", "uri", "response", "realm", "qop", "nc", "cnonce")
+        if user is None or algorithm != "MD5" or any(not params.get(k) for k in wanted):
             return name, False, False
+        assert hasher is not None
         target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
         if params["uri"] != target or params["realm"] != self.realm:
             return name, False, False
@@ -457,18 +463,20 @@ class HikvisionDevice(Emulator):
         if sess:
             ha1 = h(f"{ha1}:{nonce}:{params.get('cnonce', '')}")
         ha2 = h(f"{request.method}:{params['uri']}")
-        if qop == "auth":
-            nc, cnonce = params.get("nc", ""), params.get("cnonce", "")
-            expected = h(f"{ha1}:{nonce}:{nc}:{cnonce}:auth:{ha2}")
-        elif qop is None:
-            expected = h(f"{ha1}:{nonce}:{ha2}")
-        else:
+        if qop != "auth":
             return name, False, False
+        nc, cnonce = params["nc"], params["cnonce"]
+        expected = h(f"{ha1}:{nonce}:{nc}:{cnonce}:auth:{ha2}")
         if not secrets.compare_digest(expected, params["response"].lower()):
             return name, False, False
         with self._lock:
             challenge = self._nonces.get(nonce)
             stale = challenge is None or time.monotonic() - challenge.issued > self.nonce_ttl
+            # A nonce count seen before is a replay (RFC 7616 §3.4): the right password,
+            # so a fresh challenge rather than a failed login.
+            if challenge is not None and not stale:
+                stale = nc in challenge.counts
+                challenge.counts.add(nc)
         return name, True, stale
 
     def _challenge(self, *, stale: bool, body: ET.Element | None = None) -> Response:
@@ -478,7 +486,11 @@ class HikvisionDevice(Emulator):
         else:
             nonce = secrets.token_hex(24)
             with self._lock:
-                self._nonces[nonce] = _Challenge(time.monotonic())
+                now = time.monotonic()
+                # Nonces past their lifetime are forgotten, not kept for ever.
+                for old in [n for n, c in self._nonces.items() if now - c.issued > self.nonce_ttl]:
+                    del self._nonces[old]
+                self._nonces[nonce] = _Challenge(now)
             header = (
                 f'Digest qop="auth", realm="{self.realm}", nonce="{nonce}", '
                 f'stale="{"TRUE" if stale else "FALSE"}", algorithm="MD5"'

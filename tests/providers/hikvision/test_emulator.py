@@ -461,3 +461,66 @@ def test_hikvisionapi_connects_and_reads_the_device(nvr: HikvisionDevice) -> Non
     info = cam.System.deviceInfo(method="get")
     assert info["DeviceInfo"]["serialNumber"] == nvr.serial
     assert nvr.failed_logins == 0, "its Basic probe is a scheme the device does not take"
+
+
+def _digest_answer(
+    device: HikvisionDevice,
+    challenge: str,
+    *,
+    uri: str = "/ISAPI/System/deviceInfo",
+    nc: str = "00000001",
+    algorithm: str = "MD5",
+    qop: bool = True,
+) -> str:
+    """An Authorization header computed by hand (RFC 7616 §3.4.1), so a test can send
+    what well-behaved clients never would."""
+    import hashlib
+
+    nonce = re.search(r'nonce="([^"]+)"', challenge)
+    assert nonce is not None
+    digest = {"MD5": hashlib.md5, "SHA-256": hashlib.sha256}[algorithm]
+
+    def h(value: str) -> str:
+        return digest(value.encode()).hexdigest()
+
+    ha1 = h(f"admin:{device.realm}:{PASSWORD}")
+    ha2 = h(f"GET:{uri}")
+    fields = f'username="admin", realm="{device.realm}", nonce="{nonce.group(1)}", uri="{uri}"'
+    if not qop:  # RFC 2069's answer, for a challenge that asked for qop
+        return f'Digest {fields}, response="{h(f"{ha1}:{nonce.group(1)}:{ha2}")}"'
+    answer = h(f"{ha1}:{nonce.group(1)}:{nc}:cafe:auth:{ha2}")
+    return (
+        f'Digest {fields}, algorithm={algorithm}, qop=auth, nc={nc}, cnonce="cafe", '
+        f'response="{answer}"'
+    )
+
+
+def test_digest_answers_only_the_challenge_it_was_given(nvr: HikvisionDevice) -> None:
+    with httpx.Client(base_url=nvr.base_url, timeout=10) as http:
+        challenge = http.get("/ISAPI/System/deviceInfo").headers["www-authenticate"]
+        assert 'algorithm="MD5"' in challenge and 'qop="auth"' in challenge
+
+        def get(header: str) -> httpx.Response:
+            return http.get("/ISAPI/System/deviceInfo", headers={"Authorization": header})
+
+        assert get(_digest_answer(nvr, challenge)).status_code == 200
+        replay = get(_digest_answer(nvr, challenge))  # the same nonce count again
+        assert replay.status_code == 401 and 'stale="TRUE"' in replay.headers["www-authenticate"]
+        assert get(_digest_answer(nvr, challenge, nc="00000002")).status_code == 200
+        assert nvr.failed_logins == 0, "a replay costs no try: the password was right"
+        for wrong in (
+            _digest_answer(nvr, challenge, nc="00000003", algorithm="SHA-256"),
+            _digest_answer(nvr, challenge, qop=False),
+        ):
+            assert get(wrong).status_code == 401
+        assert nvr.failed_logins == 2
+
+
+def test_nonces_past_their_lifetime_are_forgotten(nvr: HikvisionDevice) -> None:
+    with httpx.Client(base_url=nvr.base_url, timeout=10) as http:
+        for _ in range(5):
+            http.get("/ISAPI/System/deviceInfo")
+        assert len(nvr._nonces) == 5
+        nvr.expire_nonces()
+        http.get("/ISAPI/System/deviceInfo")
+    assert len(nvr._nonces) == 1, "only the nonce just issued is kept"
