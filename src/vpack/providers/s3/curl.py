@@ -1,4 +1,4 @@
-"""libcurl handles for the S3 requests sent without botocore (s3_get's reads, s3_list's
+"""libcurl handles for the S3 requests sent without botocore (`get.py`'s reads, `listing.py`'s
 listings): set up with the TLS, proxy and timeout settings botocore would use, and kept
 idle between requests, each holding its connection open for the next one."""
 

@@ -2,10 +2,10 @@
 
 A boto3 `get_object` costs about 1 ms of CPU before a byte moves (endpoint rules,
 event hooks, parameter checks, response parsing): for a 64 KiB video that is most
-of the client's work. Here the same request is signed with SigV4 (s3_sigv4) and
+of the client's work. Here the same request is signed with SigV4 (`sigv4.py`) and
 sent through the boto3 client's own HTTP session (same TLS checks, proxies,
 timeouts and connection pool), so only the request line and its signature are ours.
-The URL and the signing region are the ones a scan's listing through s3_list
+The URL and the signing region are the ones a scan's listing through `listing.py`
 proved (the bucket URL its settings give), or else the ones botocore used for a
 first read through boto3: endpoint rules are not derived again. After a listing,
 bounded reads need no boto3 at all, and a sync of small videos never loads it.
@@ -78,7 +78,7 @@ class DirectGet:
     """Signed GETs of one bucket's objects, at the URL boto3 uses.
 
     The route (object URL, signing region, how libcurl reaches the store) comes
-    from one of two places: a scan's listing through s3_list, which proved the URL
+    from one of two places: a scan's listing through `listing.py`, which proved the URL
     its settings give (`take_route`), or else the first read through boto3
     (`attach`, then `learn`)."""
 

@@ -4,14 +4,14 @@ Two costs made this worth a second way to list:
 
 - A `vpack sync` sent its first request 0.6 s after it started; 0.2 s of that was
   importing botocore and making its client, while the store sat idle. A scan's
-  listing now leaves without them (and its reads then need no boto3: s3_get).
+  listing now leaves without them (and its reads then need no boto3: `get.py`).
 - botocore reads a 1,000-key page in about 30 ms of CPU; ElementTree's C parser
   and the fields in 4-9 ms. Every scan lists the whole selection again, so a bucket of a million
   keys cost half a minute of CPU per rescan in parsing alone.
 
 The request is S3's documented one (Amazon S3 API Reference, ListObjectsV2):
 `GET {bucket}?list-type=2&prefix=P&max-keys=N&encoding-type=url[&continuation-token=T]`,
-signed with SigV4 (s3_sigv4) for the configured region. With `encoding-type=url` S3
+signed with SigV4 (`sigv4.py`) for the configured region. With `encoding-type=url` S3
 sends keys URL-encoded (XML 1.0 cannot carry every character a key may hold), and
 they are decoded as botocore decodes them.
 

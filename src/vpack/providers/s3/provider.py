@@ -1,8 +1,8 @@
 """Amazon S3 and S3-compatible stores (MinIO, Wasabi, R2, B2, Ceph) through boto3 (plain
-reads through the lighter path in s3_get, scans' listings through s3_list's).
+reads through the lighter path in `get.py`, scans' listings through `listing.py`'s).
 
 boto3 is imported with the first client, not with this module: a scan's first
-listing leaves without it (s3_list), and the import and the client (0.2 s of CPU)
+listing leaves without it (`listing.py`), and the import and the client (0.2 s of CPU)
 are made while the store answers."""
 
 from __future__ import annotations
@@ -68,7 +68,7 @@ _PARALLEL_FROM = 32 * 1024 * 1024
 _RANGE_BYTES = 4 * 1024 * 1024
 _RANGES_IN_FLIGHT = 4
 # Reads of at most this many bytes (small objects, the ranges above) are fetched whole,
-# through libcurl (s3_get): the per-request cost then matters most.
+# through libcurl (`get.py`): the per-request cost then matters most.
 _FETCH_AT_MOST = _RANGE_BYTES
 _PLAIN_MD5 = re.compile(r"[0-9a-f]{32}")  # multipart ETags are "md5-of-md5s-N": no content hash
 # Objects here need a restore before GetObject works (Glacier Instant Retrieval does not).
@@ -368,7 +368,7 @@ class S3Provider(Provider):
         return asyncio.ensure_future(self._run(self._fetch_page, prefix, token))
 
     def _fetch_page(self, prefix: str, token: str | None) -> dict[str, Any]:
-        """One page of a listing (blocking): through libcurl where s3_list can send it,
+        """One page of a listing (blocking): through libcurl where `listing.py` can send it,
         else through boto3."""
         lister = self._direct_lister()
         if lister is not None:
@@ -401,7 +401,7 @@ class S3Provider(Provider):
 
     def _route_proven(self, lister: DirectList) -> None:
         """A listing came back from the bucket URL the settings give: reads can go
-        there too, with no boto3 (see s3_get)."""
+        there too, with no boto3 (see `get.py`)."""
         if self._direct is not None and self._direct.ready:
             return
         with self._client_lock:
@@ -509,7 +509,7 @@ class S3Provider(Provider):
         return body
 
     def _fetch(self, video: RemoteVideo, params: dict[str, Any]) -> bytes | None:
-        """A bounded read whole, through libcurl (see s3_get); None when it must go
+        """A bounded read whole, through libcurl (see `get.py`); None when it must go
         through `_get`: before boto3's first read, or with a checksum to validate."""
         headers = self._direct_headers(params)
         if headers is None:
@@ -536,7 +536,7 @@ class S3Provider(Provider):
             self._etag_not_md5.add((video.remote_id, video.revision))
 
     def _direct_headers(self, params: dict[str, Any]) -> dict[str, str] | None:
-        """The headers of a plain GET without boto3 (see s3_get); None when boto3 must
+        """The headers of a plain GET without boto3 (see `get.py`); None when boto3 must
         do it: before the route is known, or with a checksum to validate."""
         if self._direct is None or not self._direct.ready:
             self._client()  # its first read shows the route
@@ -548,7 +548,7 @@ class S3Provider(Provider):
         return headers
 
     def _get_direct(self, params: dict[str, Any]) -> tuple[StreamingBody, Mapping[str, str]] | None:
-        """A plain streamed GET without boto3 (see s3_get); None when boto3 must do it."""
+        """A plain streamed GET without boto3 (see `get.py`); None when boto3 must do it."""
         headers = self._direct_headers(params)
         if headers is None or self._direct is None or not self._direct.streams:
             return None

@@ -1,5 +1,5 @@
 """AWS Signature Version 4 for the requests sent without botocore: GETs with no body
-(s3_get's reads, s3_list's listings).
+(`get.py`'s reads, `listing.py`'s listings).
 
 botocore's signer handles every AWS request shape (query strings, bodies,
 streaming checksums, presigning), and for a plain GET that generality costs
