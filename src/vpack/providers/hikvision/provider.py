@@ -1,39 +1,25 @@
-"""Hikvision NVRs and IP cameras over ISAPI: channels, a time search, recordings as MPEG-PS."""
+"""Hikvision NVRs and IP cameras over ISAPI: channels, a time search, recordings as MPEG-PS.
+
+What every recorder shares (the tree, the time-window scan, the clock, sign-in that
+never re-sends a refused password) is in providers/kit/; this is the ISAPI dialect.
+"""
 
 from __future__ import annotations
 
-import base64
-import hashlib
 import logging
-import re
-import secrets
-import time
 import uuid
 import xml.etree.ElementTree as ET
-from collections.abc import AsyncIterator, Callable, Generator
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, date, datetime
 from typing import Any, Literal
 from urllib.parse import parse_qs, urlsplit
 from xml.sax.saxutils import escape
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import httpx
-from pydantic import BaseModel, Field, SecretStr, field_validator
+from pydantic import BaseModel, Field
 
-from vpack.providers.base import (
-    AuthKind,
-    BrowsePage,
-    Checkpoint,
-    Features,
-    Found,
-    Identity,
-    Node,
-    Provider,
-    RemoteVideo,
-    ScanEvent,
-    Waiting,
-)
+from vpack.providers.base import AuthKind, Features, Identity, RemoteVideo
 from vpack.providers.errors import (
     AuthExpired,
     BadConfig,
@@ -43,186 +29,37 @@ from vpack.providers.errors import (
     RateLimited,
     Transient,
 )
-from vpack.providers.kit.http import ApiClient, HttpPolicy, new_client
+from vpack.providers.kit.http import ApiClient, HttpPolicy
+from vpack.providers.kit.lan_device import LanDeviceSettings, device_client, unreachable
+from vpack.providers.kit.recorder import (
+    Channel,
+    RecorderOptions,
+    RecorderProvider,
+    Recording,
+    refuse_resume,
+    stamp,
+    whole_recording,
+)
 from vpack.providers.registry import register
 
 log = logging.getLogger(__name__)
 
-DEVICE_NODE = "device"
-# Before any recorder: where a first scan without `history_days` starts.
-_EARLIEST = datetime(2000, 1, 1, tzinfo=UTC)
-_READ_BYTES = 1024 * 1024
-# Channels are renamed and added on the NVR; a long-running worker looks again now and then.
-_CHANNELS_TTL_SECONDS = 600.0
-_AUTH_PARAM = re.compile(r'(\w+)\s*=\s*(?:"((?:[^"\\]|\\.)*)"|([^,\s]+))')
-_DIGESTS: dict[str, Callable[[bytes], Any]] = {"MD5": hashlib.md5, "SHA-256": hashlib.sha256}
 _UNSUPPORTED = frozenset({"notSupport", "methodNotAllowed", "invalidOperation"})
 _NO_RIGHTS = frozenset({"lowPrivilege", "noPermission", "permissionDenied"})
 
 
-class HikvisionConfig(BaseModel):
-    host: str = Field(
-        min_length=1, description="IP address or host name of the NVR or camera (no http://)."
-    )
-    port: int | None = Field(
-        default=None, ge=1, le=65535, description="HTTP(S) port; empty: 80, or 443 with HTTPS."
-    )
-    https: bool = False
-    verify_certificate: bool = Field(
-        default=True,
-        description="Check the device's TLS certificate. NVRs ship self-signed ones: "
-        "turn this off only for a device on a network you trust.",
-    )
-    username: str = Field(min_length=1, description="A user with the Remote Playback right.")
-    password: SecretStr
-    time_zone: str = Field(
-        default="Asia/Ho_Chi_Minh", description="The time zone the device clock is set to."
-    )
+class HikvisionConfig(LanDeviceSettings):
     times_in_utc: bool = Field(
         default=False,
         description="The firmware writes true UTC times in searches "
         "(most write the device's local time with a 'Z').",
     )
-    timeout_seconds: float = Field(default=60.0, ge=1, le=600)
-
-    @field_validator("host")
-    @classmethod
-    def _bare_host(cls, value: str) -> str:
-        value = value.strip().rstrip("/")
-        if "://" in value or "/" in value:
-            raise ValueError("give the address only, e.g. 192.168.1.64 (choose HTTPS separately)")
-        return value
-
-    @field_validator("time_zone")
-    @classmethod
-    def _known_zone(cls, value: str) -> str:
-        try:
-            ZoneInfo(value)
-        except (ZoneInfoNotFoundError, ValueError):
-            raise ValueError(
-                f"unknown time zone {value!r} (use a name like Asia/Ho_Chi_Minh)"
-            ) from None
-        return value
 
 
-class HikvisionSourceOptions(BaseModel):
+class HikvisionSourceOptions(RecorderOptions):
     stream: Literal["main", "sub"] = Field(
         default="main", description="Which recorded stream to copy (NVRs usually record main)."
     )
-    settle_seconds: int = Field(
-        default=120,
-        ge=0,
-        description="A recording ending this close to the device clock is still being written.",
-    )
-    overlap_seconds: int = Field(
-        default=7200,
-        ge=0,
-        description="Each scan searches again this far before where the last one stopped, "
-        "for recordings the device indexes late.",
-    )
-    history_days: int | None = Field(
-        default=None, ge=1, description="How far back the first scan goes; empty: everything."
-    )
-
-
-# ---------------------------------------------------------------- authentication
-
-
-class DeviceAuth(httpx.Auth):
-    """HTTP Digest (RFC 7616) or Basic (RFC 7617), whichever the device asks for.
-
-    A refused password is never sent again: devices lock the account after a few
-    failures, and httpx's own DigestAuth answers every 401 with one more try. Only
-    a challenge that says the nonce is stale (RFC 7616 §3.3) is answered again.
-    """
-
-    requires_request_body = True
-
-    def __init__(self, username: str, password: str) -> None:
-        self.username = username
-        self.password = password
-        self._scheme: str | None = None  # learnt from the first challenge
-        self._challenge: dict[str, str] = {}
-        self._count = 0
-
-    def auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response, None]:
-        sent = self._authorize(request)
-        response = yield request
-        if response.status_code != 401:
-            return
-        offered = _challenge_of(response)
-        if offered is None:
-            return
-        scheme, params = offered
-        stale = params.get("stale", "").lower() == "true"
-        if sent and not (scheme == "digest" and stale):
-            return  # our credentials were refused: do not spend another try
-        self._scheme, self._challenge, self._count = scheme, params, 0
-        self._authorize(request)
-        yield request
-
-    def _authorize(self, request: httpx.Request) -> bool:
-        if self._scheme == "basic":
-            token = base64.b64encode(f"{self.username}:{self.password}".encode()).decode()
-            request.headers["Authorization"] = f"Basic {token}"
-        elif self._scheme == "digest":
-            request.headers["Authorization"] = self._digest(request)
-        else:
-            return False
-        return True
-
-    def _digest(self, request: httpx.Request) -> str:
-        c = self._challenge
-        algorithm = c.get("algorithm", "MD5").upper()
-        hasher = _DIGESTS.get(algorithm.removesuffix("-SESS"), hashlib.md5)
-
-        def h(text: str) -> str:
-            return str(hasher(text.encode("utf-8")).hexdigest())
-
-        self._count += 1
-        nc, cnonce = f"{self._count:08x}", secrets.token_hex(8)
-        realm, nonce = c.get("realm", ""), c.get("nonce", "")
-        uri = request.url.raw_path.decode("ascii")
-        ha1 = h(f"{self.username}:{realm}:{self.password}")
-        if algorithm.endswith("-SESS"):
-            ha1 = h(f"{ha1}:{nonce}:{cnonce}")
-        ha2 = h(f"{request.method}:{uri}")
-        qops = [q.strip() for q in c.get("qop", "").split(",") if q.strip()]
-        fields = {
-            "username": _quoted(self.username),
-            "realm": _quoted(realm),
-            "nonce": _quoted(nonce),
-            "uri": _quoted(uri),
-            "algorithm": algorithm,
-        }
-        if "auth" in qops:
-            fields["response"] = _quoted(h(f"{ha1}:{nonce}:{nc}:{cnonce}:auth:{ha2}"))
-            fields.update(qop="auth", nc=nc, cnonce=_quoted(cnonce))
-        else:
-            fields["response"] = _quoted(h(f"{ha1}:{nonce}:{ha2}"))
-        if "opaque" in c:
-            fields["opaque"] = _quoted(c["opaque"])
-        return "Digest " + ", ".join(f"{k}={v}" for k, v in fields.items())
-
-
-def _challenge_of(response: httpx.Response) -> tuple[str, dict[str, str]] | None:
-    """The scheme to answer (Digest preferred) and its parameters."""
-    offered: dict[str, dict[str, str]] = {}
-    for header in response.headers.get_list("www-authenticate"):
-        scheme, _, rest = header.strip().partition(" ")
-        params = {
-            m.group(1).lower(): m.group(2) if m.group(2) is not None else m.group(3)
-            for m in _AUTH_PARAM.finditer(rest)
-        }
-        offered[scheme.lower()] = params
-    for scheme in ("digest", "basic"):
-        if scheme in offered:
-            return scheme, offered[scheme]
-    return None
-
-
-def _quoted(value: str) -> str:
-    return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
 # ---------------------------------------------------------------- XML
@@ -258,18 +95,10 @@ def _try_xml(content: bytes) -> ET.Element | None:
 
 
 @dataclass(frozen=True)
-class _Channel:
-    number: int
-    name: str
-
-
-@dataclass(frozen=True)
-class _Match:
-    """One searchMatchItem, its times in UTC."""
+class _Match(Recording):
+    """One searchMatchItem."""
 
     track: int
-    start: datetime
-    end: datetime
     uri: str
     name: str
     size: int | None
@@ -279,7 +108,7 @@ class _Match:
 
 
 @register
-class HikvisionProvider(Provider):
+class HikvisionProvider(RecorderProvider):
     name = "hikvision"
     label = "Hikvision NVR / camera"
     description = (
@@ -300,29 +129,18 @@ class HikvisionProvider(Provider):
 
     def __init__(self, config: BaseModel, **kwargs: Any) -> None:
         super().__init__(config, **kwargs)
-        self.tz = ZoneInfo(self.config.time_zone)
         self._api: ApiClient | None = None
         self._once: ApiClient | None = None  # no retries: check() answers at once
-        self._channels: list[_Channel] | None = None
-        self._channels_at = 0.0
         self._download_method = "GET"
 
     # ------------------------------------------------------------ HTTP
     @property
     def where(self) -> str:
-        cfg = self.config
-        return f"{cfg.host}:{cfg.port}" if cfg.port else cfg.host
+        return self.config.where
 
     def _clients(self) -> tuple[ApiClient, ApiClient]:
         if self._api is None or self._once is None:
-            cfg = self.config
-            scheme = "https" if cfg.https else "http"
-            self.http = new_client(
-                base_url=f"{scheme}://{self.where}",
-                auth=DeviceAuth(cfg.username, cfg.password.get_secret_value()),
-                verify=cfg.verify_certificate if cfg.https else True,
-                timeout=httpx.Timeout(cfg.timeout_seconds, connect=min(15.0, cfg.timeout_seconds)),
-            )
+            self.http = device_client(self.config)
             self._api = ApiClient(self.http, self._describe, policy=HttpPolicy(attempts=3))
             self._once = ApiClient(self.http, self._describe, policy=HttpPolicy(attempts=1))
         return self._api, self._once
@@ -371,21 +189,6 @@ class HikvisionProvider(Provider):
         detail = f"{said} ({sub})" if sub else said or f"HTTP {status}"
         return Permanent(f"{self.where} refused {response.request.method} {path}: {detail}")
 
-    def _unreachable(self, exc: Transient) -> BadConfig:
-        cause = exc.__cause__
-        text = str(cause or exc)
-        if "CERTIFICATE_VERIFY_FAILED" in text:
-            return BadConfig(
-                f"the TLS certificate of {self.where} is not trusted (NVRs ship self-signed ones); "
-                "turn off the certificate check only for a device on a network you trust"
-            )
-        if isinstance(cause, httpx.TimeoutException):
-            return BadConfig(f"{self.where} did not answer in time: check the address and port")
-        return BadConfig(
-            f"cannot reach {self.where}: check the address and port, and that this server "
-            f"reaches the recorder's network (same LAN or a VPN) ({text})"
-        )
-
     # ------------------------------------------------------------ time
     def _device_text(self, when: datetime) -> str:
         """A UTC time as the device expects it in a search."""
@@ -404,8 +207,7 @@ class HikvisionProvider(Provider):
             parsed = parsed.replace(tzinfo=self.tz)
         return parsed.astimezone(UTC)
 
-    async def _device_now(self) -> datetime:
-        """The device's clock (a recording is open relative to it, not to ours)."""
+    async def device_now(self) -> datetime:
         try:
             root = await self._xml("GET", "/ISAPI/System/time")
             return self._from_device(_text(root, "localTime"))
@@ -419,7 +221,7 @@ class HikvisionProvider(Provider):
         except (AuthExpired, RateLimited) as exc:
             raise BadConfig(str(exc)) from None
         except Transient as exc:
-            raise self._unreachable(exc) from None
+            raise unreachable(self.where, exc) from None
         model, serial = _text(info, "model"), _text(info, "serialNumber")
         details: dict[str, Any] = {
             "model": model,
@@ -442,109 +244,25 @@ class HikvisionProvider(Provider):
         )
 
     async def _clock_warning(self) -> str | None:
-        """Say so when the device's UTC offset differs from the configured time zone."""
         try:
             root = await self._xml("GET", "/ISAPI/System/time", once=True)
             local = datetime.fromisoformat(_text(root, "localTime"))
         except (ProviderError, ValueError):
             return None
-        if local.tzinfo is None:
-            return None
-        expected = local.astimezone(self.tz).utcoffset()
-        if local.utcoffset() != expected:
-            return (
-                f"the device clock runs at UTC{_offset(local.utcoffset())}, but the connection "
-                f"says {self.config.time_zone} (UTC{_offset(expected)}): "
-                "recording times will be off"
-            )
-        return None
+        return self.clock_warning(local)
 
-    async def browse(self, node: str | None, page: str | None = None) -> BrowsePage:
-        if node is None:
-            info = await self._xml("GET", "/ISAPI/System/deviceInfo")
-            title = _text(info, "deviceName") or "Hikvision"
-            return BrowsePage(
-                [
-                    Node(
-                        id=DEVICE_NODE,
-                        name=f"{title} {_text(info, 'model')}".strip(),
-                        kind="device",
-                        selectable=False,
-                    )
-                ]
-            )
-        if node == DEVICE_NODE:
-            channels = await self._channel_list()
-            start = int(page or 0)
-            size = self.features.page_size
-            nodes = [
-                Node(id=str(c.number), name=c.name, kind="channel")
-                for c in channels[start : start + size]
-            ]
-            more = start + size < len(channels)
-            return BrowsePage(nodes, next_page=str(start + size) if more else None)
-        channel = await self._channel(node.split("/", 1)[0])
-        if "/" in node:
-            return BrowsePage([])  # a day has no children
-        return await self._days(channel, page)
+    async def device_title(self) -> str:
+        info = await self._xml("GET", "/ISAPI/System/deviceInfo")
+        return f"{_text(info, 'deviceName') or 'Hikvision'} {_text(info, 'model')}".strip()
 
     def destinations(self) -> list[str]:
         return [self.config.host]
-
-    async def validate_selection(self, selection: str) -> str:
-        return (await self._channel(selection)).name
-
-    async def scan(
-        self, selection: str, cursor: str | None, options: BaseModel
-    ) -> AsyncIterator[ScanEvent]:
-        assert isinstance(options, HikvisionSourceOptions)
-        channel = await self._channel(selection)
-        track = channel.number * 100 + (1 if options.stream == "main" else 2)
-        now = await self._device_now()
-        known_until = _parse_cursor(cursor)
-        if known_until is not None:
-            since = known_until - timedelta(seconds=options.overlap_seconds)
-        elif options.history_days:
-            since = now - timedelta(days=options.history_days)
-        else:
-            since = _EARLIEST
-        open_after = now - timedelta(seconds=options.settle_seconds)
-        seen: set[str] = set()
-        newest_end = known_until
-        last_start: datetime | None = None
-        ordered = True  # devices list oldest first; checkpoints mid-scan rely on it
-        async for page in self._search(track, since, now + timedelta(hours=1)):
-            starts = [m.start for m in page]
-            if last_start is not None:
-                starts.insert(0, last_start)
-            ordered = ordered and starts == sorted(starts)
-            for match in page:
-                remote_id = _remote_id(match)
-                if remote_id in seen:
-                    continue
-                seen.add(remote_id)
-                if match.end > open_after:
-                    yield Waiting(remote_id)  # still being written: taken once it closes
-                    continue
-                if match.end <= match.start:
-                    log.info("%s: skipping %s, it has no length", self.where, remote_id)
-                    continue
-                yield Found(self._video(channel, match, remote_id))
-                newest_end = max(newest_end or match.end, match.end)
-            if page and ordered:
-                # All that ends before this page's last start has been seen, so a
-                # crash after this point loses nothing.
-                last_start = page[-1].start
-                mark = max(known_until or last_start, last_start)
-                yield Checkpoint(cursor=_format_cursor(mark), complete=False)
-        yield Checkpoint(cursor=_format_cursor(newest_end) if newest_end else cursor)
 
     def open(self, video: RemoteVideo, offset: int = 0) -> AsyncIterator[bytes]:
         return self._download(video, offset)
 
     async def _download(self, video: RemoteVideo, offset: int) -> AsyncIterator[bytes]:
-        if offset:
-            raise Transient("recordings cannot be resumed mid-way", restart=True)
+        refuse_resume(offset)
         uri = str(video.extra.get("playback_uri", ""))
         body = (
             '<?xml version="1.0" encoding="UTF-8"?>'
@@ -552,17 +270,8 @@ class HikvisionProvider(Provider):
             f"<playbackURI>{escape(uri)}</playbackURI></downloadRequest>"
         )
         response = await self._download_response(body.encode("utf-8"))
-        try:
-            async for chunk in response.aiter_bytes(_READ_BYTES):
-                yield chunk
-        except httpx.HTTPError as exc:
-            raise Transient(
-                f"{video.path or video.name}: the device broke off the download "
-                f"({type(exc).__name__}); it starts again from the beginning",
-                restart=True,
-            ) from None
-        finally:
-            await response.aclose()
+        async for chunk in whole_recording(response, video.path or video.name):
+            yield chunk
 
     async def _download_response(self, body: bytes) -> httpx.Response:
         """The download answer; firmware takes GET with a body, or only POST."""
@@ -585,87 +294,51 @@ class HikvisionProvider(Provider):
             )
 
     # ------------------------------------------------------------ channels and days
-    async def _channel_list(self) -> list[_Channel]:
-        if self._channels is None or time.monotonic() - self._channels_at > _CHANNELS_TTL_SECONDS:
-            channels: list[_Channel] = []
-            try:
-                root = await self._xml("GET", "/ISAPI/ContentMgmt/InputProxy/channels")
-                for item in root.iter("InputProxyChannel"):
-                    number = int(_text(item, "id") or 0)
-                    channels.append(_Channel(number, _text(item, "name") or f"Channel {number}"))
-            except _Unsupported:
-                pass  # a camera, or an NVR without IP channels: its streams say the rest
-            if not channels:
-                root = await self._xml("GET", "/ISAPI/Streaming/channels")
-                for item in root.iter("StreamingChannel"):
-                    stream_id = int(_text(item, "id") or 0)
-                    if stream_id % 100 == 1:  # the main stream names the channel
-                        number = stream_id // 100
-                        name = _text(item, "channelName") or f"Channel {number}"
-                        channels.append(_Channel(number, name))
-            self._channels = sorted(channels, key=lambda c: c.number)
-            self._channels_at = time.monotonic()
-        return self._channels
+    async def list_channels(self) -> list[Channel]:
+        channels: list[Channel] = []
+        try:
+            root = await self._xml("GET", "/ISAPI/ContentMgmt/InputProxy/channels")
+            for item in root.iter("InputProxyChannel"):
+                number = int(_text(item, "id") or 0)
+                channels.append(Channel(number, _text(item, "name") or f"Channel {number}"))
+        except _Unsupported:
+            pass  # a camera, or an NVR without IP channels: its streams say the rest
+        if not channels:
+            root = await self._xml("GET", "/ISAPI/Streaming/channels")
+            for item in root.iter("StreamingChannel"):
+                stream_id = int(_text(item, "id") or 0)
+                if stream_id % 100 == 1:  # the main stream names the channel
+                    number = stream_id // 100
+                    name = _text(item, "channelName") or f"Channel {number}"
+                    channels.append(Channel(number, name))
+        return channels
 
-    async def _channel(self, node: str) -> _Channel:
-        for channel in await self._channel_list():
-            if str(channel.number) == node.strip():
-                return channel
-        raise BadConfig(f"{self.where} has no channel {node!r}")
-
-    async def _days(self, channel: _Channel, page: str | None) -> BrowsePage:
-        """Days with recordings, newest first, one month per page."""
-        track = channel.number * 100 + 1
-        if page is None:
-            first = await self._first_recording(track)
-            if first is None:
-                return BrowsePage([])
-            now = (await self._device_now()).astimezone(self.tz)
-            month, oldest = (now.year, now.month), (first.year, first.month)
-        else:
-            current, _, last = page.partition(":")
-            month, oldest = _month(current), _month(last)
+    async def recorded_days(self, channel: Channel, year: int, month: int) -> list[date]:
         body = (
             "<?xml version='1.0' encoding='UTF-8'?><trackDailyParam>"
-            f"<year>{month[0]}</year><monthOfYear>{month[1]}</monthOfYear></trackDailyParam>"
+            f"<year>{year}</year><monthOfYear>{month}</monthOfYear></trackDailyParam>"
         )
+        track = _track(channel, None)
         root = await self._xml(
             "POST", f"/ISAPI/ContentMgmt/record/tracks/{track}/dailyDistribution", body
         )
-        days = sorted(
-            (
-                date(month[0], month[1], int(_text(day, "dayOfMonth")))
-                for day in root.iter("day")
-                if _text(day, "record").lower() == "true"
-            ),
-            reverse=True,
-        )
-        nodes = [
-            Node(
-                id=f"{channel.number}/{d.isoformat()}",
-                name=d.isoformat(),
-                kind="day",
-                has_children=False,
-                selectable=False,
-            )
-            for d in days
+        return [
+            date(year, month, int(_text(day, "dayOfMonth")))
+            for day in root.iter("day")
+            if _text(day, "record").lower() == "true"
         ]
-        previous = (month[0] - 1, 12) if month[1] == 1 else (month[0], month[1] - 1)
-        more = previous >= oldest
-        return BrowsePage(
-            nodes, next_page=f"{_month_text(previous)}:{_month_text(oldest)}" if more else None
-        )
-
-    async def _first_recording(self, track: int) -> datetime | None:
-        async for page in self._search(track, _EARLIEST, datetime.now(UTC) + timedelta(days=1), 1):
-            return page[0].start.astimezone(self.tz) if page else None
-        return None
 
     # ------------------------------------------------------------ search
-    async def _search(
-        self, track: int, since: datetime, until: datetime, limit: int | None = None
-    ) -> AsyncIterator[list[_Match]]:
-        """Pages of recordings on `track` overlapping [since, until], following MORE."""
+    async def recordings(
+        self,
+        channel: Channel,
+        since: datetime,
+        until: datetime,
+        options: RecorderOptions | None,
+        limit: int | None = None,
+    ) -> AsyncIterator[list[Recording]]:
+        """Pages of the track's search, following MORE."""
+        track = _track(channel, options)
         search_id = str(uuid.uuid4()).upper()  # devices want a GUID; one per search session
         position = 0
         size = limit or self.features.page_size
@@ -699,20 +372,29 @@ class HikvisionProvider(Provider):
         uri = _text(item, "mediaSegmentDescriptor/playbackURI")
         query = {k: v[0] for k, v in parse_qs(urlsplit(uri).query).items()}
         size_text = query.get("size", "")
+        track = int(_text(item, "trackID") or 0)
+        start = self._from_device(_text(item, "timeSpan/startTime"))
+        end = self._from_device(_text(item, "timeSpan/endTime"))
+        name = query.get("name") or _text(item, "mediaSegmentDescriptor/name")
+        # The device's file name identifies a recording; without one, its track and times.
+        remote_id = f"{track}/{name}" if name else f"{track}/{stamp(start)}-{stamp(end)}"
         return _Match(
-            track=int(_text(item, "trackID") or 0),
-            start=self._from_device(_text(item, "timeSpan/startTime")),
-            end=self._from_device(_text(item, "timeSpan/endTime")),
+            remote_id=remote_id,
+            start=start,
+            end=end,
+            track=track,
             uri=uri,
-            name=query.get("name") or _text(item, "mediaSegmentDescriptor/name"),
+            name=name,
             size=int(size_text) if size_text.isdigit() else None,
         )
 
-    def _video(self, channel: _Channel, match: _Match, remote_id: str) -> RemoteVideo:
+    def video_of(self, channel: Channel, recording: Recording) -> RemoteVideo:
+        assert isinstance(recording, _Match)
+        match = recording
         start, end = match.start.astimezone(self.tz), match.end.astimezone(self.tz)
         return RemoteVideo(
-            remote_id=remote_id,
-            revision=str(match.size) if match.size is not None else _stamp(match.end),
+            remote_id=match.remote_id,
+            revision=str(match.size) if match.size is not None else stamp(match.end),
             name=f"{channel.name} {start:%Y-%m-%d %H-%M-%S}.mp4",
             camera=channel.name,
             size=match.size,
@@ -728,46 +410,7 @@ class HikvisionProvider(Provider):
         await super().aclose()
 
 
-# ---------------------------------------------------------------- helpers
-
-
-def _remote_id(match: _Match) -> str:
-    """The device's file name identifies a recording; without one, its track and times."""
-    if match.name:
-        return f"{match.track}/{match.name}"
-    return f"{match.track}/{_stamp(match.start)}-{_stamp(match.end)}"
-
-
-def _stamp(when: datetime) -> str:
-    return when.astimezone(UTC).strftime("%Y%m%dT%H%M%SZ")
-
-
-def _format_cursor(when: datetime) -> str:
-    return when.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def _parse_cursor(cursor: str | None) -> datetime | None:
-    """The end of the newest recording taken so far (UTC), or None for a first scan."""
-    if not cursor:
-        return None
-    try:
-        parsed = datetime.fromisoformat(cursor.replace("Z", "+00:00"))
-    except ValueError:
-        log.warning("ignoring an unreadable Hikvision cursor %r: scanning from the start", cursor)
-        return None
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
-
-
-def _month(text: str) -> tuple[int, int]:
-    year, _, month = text.partition("-")
-    return int(year), int(month)
-
-
-def _month_text(month: tuple[int, int]) -> str:
-    return f"{month[0]:04d}-{month[1]:02d}"
-
-
-def _offset(delta: timedelta | None) -> str:
-    minutes = int((delta or timedelta(0)).total_seconds() // 60)
-    sign = "+" if minutes >= 0 else "-"
-    return f"{sign}{abs(minutes) // 60:02d}:{abs(minutes) % 60:02d}"
+def _track(channel: Channel, options: RecorderOptions | None) -> int:
+    """ISAPI's track id: channel * 100 + 1 for the main stream, + 2 for the sub stream."""
+    sub = isinstance(options, HikvisionSourceOptions) and options.stream == "sub"
+    return channel.number * 100 + (2 if sub else 1)
