@@ -28,6 +28,8 @@ TIME_INDEXED = "time_indexed"  # recorders: time ranges on channels, remuxed to 
 # Devices signed in with a user and password (recorders on the LAN).
 LOCKOUT = "lockout"  # the device locks the account after failed logins
 DEVICE_CLOCK = "device_clock"  # the device's clock can run ahead of or behind ours
+# File stores synced through a change feed (Drive, OneDrive, Dropbox).
+FEED_RESET = "feed_reset"  # the store can stop honouring the feed tokens it handed out
 CAPABILITIES = {
     RANGED,
     RATE_LIMIT,
@@ -38,6 +40,7 @@ CAPABILITIES = {
     TIME_INDEXED,
     LOCKOUT,
     DEVICE_CLOCK,
+    FEED_RESET,
 }
 
 
@@ -118,6 +121,10 @@ class Harness(ABC):
 
     async def expire_token(self) -> None:
         raise AssertionError(f"{self.name} declared no {TOKEN_EXPIRY}")
+
+    async def forget_feed_tokens(self) -> None:
+        """The store refuses every change-feed token handed out so far, as when one expires."""
+        raise AssertionError(f"{self.name} declared no {FEED_RESET}")
 
     async def cut_next_download(self, after_bytes: int) -> None:
         raise AssertionError(f"{self.name} declared no {CUT_STREAM}")

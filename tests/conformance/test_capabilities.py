@@ -11,6 +11,7 @@ from tests.conformance.harness import (
     CAPABILITIES,
     CUT_STREAM,
     DEVICE_CLOCK,
+    FEED_RESET,
     FILES,
     LOCKOUT,
     RANGED,
@@ -39,6 +40,8 @@ def owed(cls: type[Provider]) -> set[str]:
         needed.add(TOKEN_EXPIRY)
     if cls.auth == AuthKind.DEVICE:
         needed |= {LOCKOUT, DEVICE_CLOCK}  # a password on a box with its own clock
+    if not features.full_listing and not features.time_indexed:
+        needed.add(FEED_RESET)  # a file store followed through a feed whose tokens die
     return needed
 
 
@@ -52,6 +55,8 @@ def allowed(cls: type[Provider]) -> set[str]:
         ruled_out.add(WRONG_HASH)
     if cls.auth != AuthKind.OAUTH2:
         ruled_out.add(TOKEN_EXPIRY)
+    if features.full_listing or features.time_indexed:
+        ruled_out.add(FEED_RESET)
     return CAPABILITIES - ruled_out
 
 

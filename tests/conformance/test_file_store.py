@@ -10,6 +10,7 @@ import pytest
 from tests.conformance.cases import CLIP, published, read, scan_all
 from tests.conformance.harness import (
     CUT_STREAM,
+    FEED_RESET,
     FILES,
     RANGED,
     RATE_LIMIT,
@@ -58,6 +59,25 @@ async def test_nothing_new_fetches_nothing(services: Services, harness: Harness)
     again = await services.engine.sync([source_id])
     assert again.as_dict()["new"] == 0 and again.as_dict()["downloaded"] == 0
     assert len(await videos_of(services, source_id)) == 1
+
+
+@pytest.mark.needs(FEED_RESET)
+async def test_a_dead_feed_token_walks_again_and_loses_nothing(
+    services: Services, harness: Harness
+) -> None:
+    await harness.add_video("Cam1", "a.mp4", CLIP)
+    source_id = await harness.add_source(services)
+    await services.engine.sync([source_id])
+    await harness.add_video("Cam1", "b.mp4", b"after the token died")
+    await harness.forget_feed_tokens()
+    again = await services.engine.sync([source_id])
+    assert (again.total("new"), again.total("downloaded")) == (1, 1)  # a.mp4 is not fetched twice
+    rows = await videos_of(services, source_id)
+    assert [r.name for r in rows] == ["a.mp4", "b.mp4"]
+    assert published(services, rows[1]) == b"after the token died"
+    await harness.add_video("Cam1", "c.mp4", b"followed again")
+    third = await services.engine.sync([source_id])  # the walk left a live token
+    assert (third.total("new"), third.total("downloaded")) == (1, 1)
 
 
 @pytest.mark.needs(FILES)

@@ -283,6 +283,8 @@ class DriveEmulator(Emulator):
         self._drives: dict[str, _SharedDrive] = {}
         self._log: list[_Change] = []  # change n is self._log[n - 1]
         self._newest: dict[str, int] = {}  # file id -> number of its newest change
+        # A page token is a change number plus this; raising it voids every token handed out.
+        self._token_shift = 0
         self._listings: OrderedDict[str, _Listing] = OrderedDict()
         self._faults: list[_Fault] = []
         self._cut_after: int | None = None
@@ -495,6 +497,12 @@ class DriveEmulator(Emulator):
 
     def revoke_refresh_tokens(self) -> None:
         self.oauth.revoke_refresh_tokens()
+
+    def forget_change_tokens(self) -> None:
+        """Every page token handed out so far is refused from now on (400 Invalid Value,
+        as Drive answers a pageToken it does not know); new ones work."""
+        with self._lock:
+            self._token_shift += 1_000_000
 
     def cut_next_download(self, after_bytes: int) -> None:
         """The next alt=media answer announces the full length, sends `after_bytes`, hangs up."""
@@ -927,7 +935,7 @@ class DriveEmulator(Emulator):
                 raise _ApiError(
                     404, "notFound", f"Shared drive not found: {drive_id}", location="driveId"
                 )
-            token = str(len(self._log) + 1)
+            token = str(len(self._log) + 1 + self._token_shift)
         return JSONResponse(
             _select({"kind": "drive#startPageToken", "startPageToken": token}, mask)
         )
@@ -952,7 +960,7 @@ class DriveEmulator(Emulator):
             raise _invalid("spaces")
         with self._lock:
             end = len(self._log)
-            if not raw.isdigit() or not 1 <= int(raw) <= end + 1:
+            if not raw.isdigit() or not 1 <= int(raw) - self._token_shift <= end + 1:
                 raise _invalid("pageToken")
             if drive_id is not None and drive_id not in self._drives:
                 raise _ApiError(
@@ -970,7 +978,7 @@ class DriveEmulator(Emulator):
                 return entry.drive_id is None or (include_shared and not my_drive_only)
 
             picked: list[int] = []
-            seq = int(raw)
+            seq = int(raw) - self._token_shift
             while seq <= end and len(picked) < page_size:
                 if wanted(seq):
                     picked.append(seq)
@@ -982,9 +990,9 @@ class DriveEmulator(Emulator):
                 "changes": [self._change_json(self._log[n - 1]) for n in picked],
             }
             if seq <= end:
-                body["nextPageToken"] = str(seq)
+                body["nextPageToken"] = str(seq + self._token_shift)
             else:
-                body["newStartPageToken"] = str(end + 1)
+                body["newStartPageToken"] = str(end + 1 + self._token_shift)
         return JSONResponse(_select(body, mask))
 
     def _change_json(self, entry: _Change) -> dict[str, Any]:

@@ -15,6 +15,7 @@ import httpx
 
 from tests.conformance.harness import (
     CUT_STREAM,
+    FEED_RESET,
     RANGED,
     RATE_LIMIT,
     TOKEN_EXPIRY,
@@ -72,7 +73,7 @@ def sign_in(drive: DriveEmulator) -> TokenSet:
 class GoogleDriveHarness(Harness):
     name = "google_drive"
     provider_name = "google_drive"
-    capabilities = frozenset({RANGED, RATE_LIMIT, TOKEN_EXPIRY, CUT_STREAM, WRONG_HASH})
+    capabilities = frozenset({RANGED, RATE_LIMIT, TOKEN_EXPIRY, CUT_STREAM, WRONG_HASH, FEED_RESET})
 
     def __init__(self, base: Path) -> None:
         self.drive = DriveEmulator(
@@ -164,6 +165,9 @@ class GoogleDriveHarness(Harness):
 
     async def expire_token(self) -> None:
         self.drive.expire_access_tokens()
+
+    async def forget_feed_tokens(self) -> None:
+        self.drive.forget_change_tokens()
 
     async def cut_next_download(self, after_bytes: int) -> None:
         self.drive.cut_next_download(after_bytes)

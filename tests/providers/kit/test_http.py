@@ -50,6 +50,7 @@ from vpack.providers.kit.http import (
     _RedactUrls,
     install_log_redaction,
     new_client,
+    ranged_read,
     redact_headers,
     redact_url,
     retry_after_seconds,
@@ -717,6 +718,61 @@ async def test_a_body_cut_mid_stream_becomes_a_resumable_transient(
     assert str(error).startswith("clip.mp4: the connection broke off (RemoteProtocolError")
     assert received == b"x" * 100  # the bytes so far are good
     assert len(server.hits("/video")) == 1
+
+
+def _ranged(seen: Seen) -> Reply:
+    """A file server that honours `Range: bytes=N-` as RFC 9110 says."""
+    clip = bytes(range(256)) * 40
+    wanted = seen.headers.get("range", "")
+    if not wanted:
+        return Reply(200, clip, {"content-type": "video/mp4"})
+    start = int(wanted.removeprefix("bytes=").rstrip("-"))
+    headers = {"content-type": "video/mp4", "content-range": f"bytes {start}-{len(clip) - 1}/*"}
+    return Reply(206, clip[start:], headers)
+
+
+async def test_a_ranged_read_continues_where_the_copy_stopped(
+    server: ScriptedServer, http: httpx.AsyncClient
+) -> None:
+    server.rule("/clip", _ranged)
+    client, _ = api(http)
+    whole = b"".join([c async for c in ranged_read(client, server.url("/clip"), 0, "clip.mp4")])
+    rest = b"".join(
+        [
+            c
+            async for c in ranged_read(
+                client, server.url("/clip"), 1000, "clip.mp4", params={"a": "1"}
+            )
+        ]
+    )
+    assert len(whole) == 10_240 and rest == whole[1000:]
+    first, second = server.hits("/clip")
+    assert "range" not in first.headers
+    assert second.headers["range"] == "bytes=1000-" and second.query == {"a": ["1"]}
+
+
+async def test_a_server_that_ignores_the_range_restarts_the_copy(
+    server: ScriptedServer, http: httpx.AsyncClient
+) -> None:
+    server.queue("/clip", Reply(200, b"whole file", {"content-type": "video/mp4"}))
+    client, _ = api(http)
+    received = b""
+    with pytest.raises(Transient, match="ignored the range request") as refused:
+        async for chunk in ranged_read(client, server.url("/clip"), 5, "clip.mp4"):
+            received += chunk
+    assert refused.value.restart and received == b""  # byte 0 never lands after byte 5
+
+
+async def test_a_ranged_read_cut_mid_way_resumes_after_what_arrived(
+    server: ScriptedServer, http: httpx.AsyncClient
+) -> None:
+    server.queue("/clip", Reply(200, b"y" * 1000, {"content-type": "video/mp4"}, cut_after=300))
+    client, _ = api(http)
+    received = b""
+    with pytest.raises(Transient, match="broke off") as broke:
+        async for chunk in ranged_read(client, server.url("/clip"), 0, "clip.mp4"):
+            received += chunk
+    assert not broke.value.restart and received == b"y" * 300
 
 
 async def test_json_answers_are_decoded(server: ScriptedServer, http: httpx.AsyncClient) -> None:

@@ -28,7 +28,6 @@ from pydantic import BaseModel, ConfigDict, Field
 from vpack.providers.base import (
     AuthKind,
     BrowsePage,
-    Checkpoint,
     Features,
     Found,
     HashKind,
@@ -48,8 +47,9 @@ from vpack.providers.errors import (
     RateLimited,
     Transient,
 )
+from vpack.providers.kit.change_feed import FeedExpired, FeedPage, walk_then_follow
 from vpack.providers.kit.files import is_video_name
-from vpack.providers.kit.http import ApiClient, new_client, retry_after_seconds, stream_failure
+from vpack.providers.kit.http import ApiClient, new_client, ranged_read, retry_after_seconds
 from vpack.providers.kit.oauth import OAuthDefaults, env_name
 from vpack.providers.registry import register
 
@@ -297,21 +297,22 @@ class GoogleDriveProvider(Provider):
             params["pageToken"] = token
 
     # ------------------------------------------------------------ scan
-    async def scan(
+    def scan(
         self, selection: str, cursor: str | None, options: BaseModel
     ) -> AsyncIterator[ScanEvent]:
         assert isinstance(options, DriveSourceOptions)
-        tree = _Tree.load(cursor, selection)
-        if tree is None:
-            # The token first: whatever changes while we walk is replayed next time.
+
+        async def begin() -> _Tree:
             token = await self._start_token()
-            tree = _Tree(selection, token, {selection: ["", await self._folder_name(selection)]})
-            async for event in self._walk(tree, [selection], options):
-                yield event
-            yield Checkpoint(cursor=tree.dump())
-            return
-        async for event in self._follow_changes(tree, options):
-            yield event
+            return _Tree(selection, token, {selection: ["", await self._folder_name(selection)]})
+
+        return walk_then_follow(
+            _Tree.load(cursor, selection),
+            begin=begin,
+            walk=lambda tree: self._walk(tree, [selection], options),
+            page_from=self._changes_page,
+            apply=lambda tree, change: self._apply(tree, change, options),
+        )
 
     async def _start_token(self) -> str:
         body = await self._memoized(("start",), "changes/startPageToken", {**_FLAGS})
@@ -342,33 +343,7 @@ class GoogleDriveProvider(Provider):
             return str(folder.get("name") or folder["id"])
         return tree.camera_of(parent)
 
-    async def _follow_changes(
-        self, tree: _Tree, options: DriveSourceOptions
-    ) -> AsyncIterator[ScanEvent]:
-        token = tree.token
-        while True:
-            try:
-                page = await self._changes_page(token)
-            except (NotFound, Permanent) as exc:
-                # An expired or unknown token: start over from a full walk (rows are
-                # idempotent, so nothing is fetched twice).
-                log.warning("Drive changes token refused (%s): listing the folder again", exc)
-                async for event in self.scan(tree.selection, None, options):
-                    yield event
-                return
-            for change in page.get("changes", []):
-                async for event in self._apply(tree, change, options):
-                    yield event
-            token = str(page.get("newStartPageToken") or page.get("nextPageToken") or "")
-            if not token:
-                raise Transient("Google Drive's changes page had neither next nor new token")
-            tree.token = token
-            # Each page's token resumes exactly after it: a crash loses no change.
-            yield Checkpoint(cursor=tree.dump())
-            if page.get("newStartPageToken"):
-                return
-
-    async def _changes_page(self, token: str) -> Any:
+    async def _changes_page(self, token: str) -> FeedPage:
         params = {
             "pageToken": token,
             "pageSize": str(PAGE),
@@ -377,7 +352,16 @@ class GoogleDriveProvider(Provider):
             f"changes(changeType,removed,fileId,file({FILE_FIELDS}))",
             **ALL_DRIVES,
         }
-        return await self._memoized(("changes", token), "changes", params)
+        try:
+            page = await self._memoized(("changes", token), "changes", params)
+        except (NotFound, Permanent) as exc:
+            raise FeedExpired(f"Google Drive: {exc}") from None  # an expired or unknown token
+        following = str(page.get("newStartPageToken") or page.get("nextPageToken") or "")
+        if not following:
+            raise Transient("Google Drive's changes page had neither next nor new token")
+        return FeedPage(
+            page.get("changes", []), following, caught_up=bool(page.get("newStartPageToken"))
+        )
 
     def begin_scan(self) -> None:
         self._memo.clear()
@@ -434,28 +418,10 @@ class GoogleDriveProvider(Provider):
         )
 
     # ------------------------------------------------------------ bytes
-    async def open(self, video: RemoteVideo, offset: int = 0) -> AsyncIterator[bytes]:
-        headers = {"Range": f"bytes={offset}-"} if offset else {}
-        response = await self.api.request(
-            "GET",
-            self._url(f"files/{video.remote_id}"),
-            params={"alt": "media", "supportsAllDrives": "true"},
-            headers=headers,
-            stream=True,
-        )
-        try:
-            if offset and response.status_code != 206:
-                raise Transient(
-                    f"{video.name}: Google Drive ignored the range request", restart=True
-                )
-            try:
-                # As they arrive: a fixed chunk size would lose a partial one on a cut.
-                async for chunk in response.aiter_bytes():
-                    yield chunk
-            except httpx.HTTPError as exc:
-                raise stream_failure(exc, video.name) from None
-        finally:
-            await response.aclose()
+    def open(self, video: RemoteVideo, offset: int = 0) -> AsyncIterator[bytes]:
+        url = self._url(f"files/{video.remote_id}")
+        params = {"alt": "media", "supportsAllDrives": "true"}
+        return ranged_read(self.api, url, offset, video.name, params=params)
 
 
 _FLAGS = {"supportsAllDrives": "true"}

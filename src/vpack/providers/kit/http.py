@@ -21,7 +21,7 @@ import logging
 import random
 import re
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
@@ -215,6 +215,29 @@ class ApiClient:
 def stream_failure(exc: httpx.HTTPError, what: str) -> Transient:
     """A body that broke off mid-way: the bytes so far are good, resume after them."""
     return Transient(f"{what}: the connection broke off ({type(exc).__name__}: {exc!s})")
+
+
+async def ranged_read(
+    api: ApiClient, url: str, offset: int, what: str, **kwargs: Any
+) -> AsyncIterator[bytes]:
+    """A file's bytes from `offset`, as they arrive (a fixed chunk size would lose a
+    partial one on a cut). A server that answers a Range with 200 sends the whole file
+    again: that restarts the copy instead of appending byte 0 after byte `offset`."""
+    headers = {**kwargs.pop("headers", {}), **({"Range": f"bytes={offset}-"} if offset else {})}
+    response = await api.request("GET", url, headers=headers, stream=True, **kwargs)
+    try:
+        if offset and response.status_code != 206:
+            raise Transient(
+                f"{what}: the server ignored the range request (HTTP {response.status_code})",
+                restart=True,
+            )
+        try:
+            async for chunk in response.aiter_bytes():
+                yield chunk
+        except httpx.HTTPError as exc:
+            raise stream_failure(exc, what) from None
+    finally:
+        await response.aclose()
 
 
 # ---------------------------------------------------------------- redaction
