@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from fastapi.testclient import TestClient
 
-from tests.api.conftest import ADMIN, login
+from tests.api.conftest import ADMIN, Person, login
 from vpack.api.app import create_app
 from vpack.settings import Settings
 
@@ -37,3 +37,21 @@ def test_requests_per_user_are_limited(api_settings: Settings) -> None:
         limited = client.get("/api/sources", headers=auth)
         assert int(limited.headers["Retry-After"]) >= 1
         assert client.get("/api/health").status_code == 200, "health is never limited"
+
+
+def test_a_nul_character_is_a_clear_422_and_changes_nothing(
+    client: TestClient, admin: Person
+) -> None:
+    """PostgreSQL stores no NUL in text (SQLite does): either way, no 500."""
+    listed = client.get("/api/videos", params={"camera": "Cam\x001"}, headers=admin.auth)
+    assert listed.status_code in (200, 422), listed.text
+    if listed.status_code == 422:
+        assert "cannot store" in listed.json()["detail"]
+    made = client.post(
+        "/api/connections",
+        headers=admin.auth,
+        json={"provider": "local", "name": "Shop\x00disk", "config": {}},
+    )
+    assert made.status_code in (201, 422), made.text
+    names = [c["name"] for c in client.get("/api/connections", headers=admin.auth).json()]
+    assert names == (["Shop\x00disk"] if made.status_code == 201 else [])

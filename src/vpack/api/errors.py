@@ -6,6 +6,7 @@ import logging
 
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
+from sqlalchemy.exc import DataError
 
 from vpack.providers.errors import (
     AuthExpired,
@@ -56,3 +57,13 @@ def install(app: FastAPI) -> None:
     @app.exception_handler(LookupError)
     async def not_found(request: Request, exc: LookupError) -> JSONResponse:
         return JSONResponse({"detail": str(exc).strip("'\"")}, status_code=404)
+
+    @app.exception_handler(DataError)
+    async def unstorable(request: Request, exc: DataError) -> JSONResponse:
+        # PostgreSQL refuses some values SQLite takes (a NUL character in text): the
+        # request is at fault, and its transaction was rolled back, so nothing is lost.
+        log.info("refused a value the database cannot store: %s", exc.orig)
+        return JSONResponse(
+            {"detail": "the request holds a value the database cannot store (a NUL character?)"},
+            status_code=422,
+        )
