@@ -30,10 +30,17 @@ Written from Google's documents (developers.google.com/workspace/drive/api/...):
 - guides/enable-shareddrives: supportsAllDrives, includeItemsFromAllDrives, corpora
   (user, drive, allDrives, domain), driveId; shared-drive items are left out of lists
   without the flags and are not found by files.get without supportsAllDrives.
-- identity/protocols/oauth2/web-server: authorization code flow with PKCE; a refresh
-  token only with access_type=offline, on the first code exchange or again with
-  prompt=consent; refreshing gives no new refresh token. The RFC mechanics come from
-  OAuthEmulator (tests/emulators/oauth_server.py), served on the same port.
+- identity/protocols/oauth2/web-server: authorization code flow; a refresh token only
+  with access_type=offline, on the first code exchange or again with prompt=consent;
+  refreshing gives no new refresh token. These parameters belong to the authorization
+  request the exchanged code answered (the flow is keyed by its code).
+- identity/protocols/oauth2/native-app ("OAuth 2.0 for iOS & Desktop Apps"), step 1
+  and the authorization parameters: PKCE is recommended, not required
+  (code_challenge and code_challenge_method are "Recommended"); code_challenge_method
+  defaults to plain when a code_challenge comes without it, and "the only supported
+  values for this parameter are S256 or plain". A wrong verifier is invalid_grant.
+  The RFC mechanics come from OAuthEmulator (tests/emulators/oauth_server.py), served
+  on the same port, configured so.
 
 Not modelled: uploads and writes through the API, shared-drive changes
 (changeType "drive"), fullText search, content-hint fields, exports.
@@ -41,7 +48,6 @@ Not modelled: uploads and writes through the API, shared-drive changes
 
 from __future__ import annotations
 
-import base64
 import hashlib
 import json
 import mimetypes
@@ -275,6 +281,8 @@ class DriveEmulator(Emulator):
             auto_approve=auto_approve,
             rotate_refresh_tokens=False,
             allowed_scopes=set(_GOOGLE_SCOPES),
+            pkce_required=False,  # native-app guide: code_challenge is "Recommended"
+            pkce_methods={"S256", "plain"},
         )
         self.requests: list[RecordedRequest] = []
         self._lock = threading.RLock()  # knobs run on the test's thread, handlers on uvicorn's
@@ -288,7 +296,6 @@ class DriveEmulator(Emulator):
         self._cut_after: int | None = None
         self._corrupt = False
         self._quota: set[str] = set()
-        self._flows: dict[str, tuple[str, set[str]]] = {}  # PKCE challenge -> access_type, prompt
         self._refresh_granted = False
         self._seq = 0
         now = time.time()
@@ -298,12 +305,11 @@ class DriveEmulator(Emulator):
             for route in self.oauth.app.routes
             if isinstance(route, Route)
         }
-        self._oauth_authorize = oauth_routes["/authorize"]
         self._oauth_token = oauth_routes["/token"]
         api = "/drive/v3"
         self.app = Starlette(
             routes=[
-                Route("/authorize", self._authorize, methods=["GET", "POST"]),
+                Route("/authorize", oauth_routes["/authorize"], methods=["GET", "POST"]),
                 Route("/token", self._token, methods=["POST"]),
                 Route("/userinfo", oauth_routes["/userinfo"], methods=["GET"]),
                 Route(f"{api}/about", self._api(self._about, _METADATA_SCOPES)),
@@ -579,17 +585,6 @@ class DriveEmulator(Emulator):
 
     # ------------------------------------------------------------ OAuth (Google's rules on top)
 
-    async def _authorize(self, request: Request) -> Response:
-        q = request.query_params
-        challenge = q.get("code_challenge")
-        if request.method == "GET" and challenge:
-            with self._lock:
-                self._flows[challenge] = (
-                    q.get("access_type", "online"),
-                    set(q.get("prompt", "").split()),
-                )
-        return await self._oauth_authorize(request)
-
     async def _token(self, request: Request) -> Response:
         form = {
             k: v[0] for k, v in parse_qs((await request.body()).decode("utf-8", "replace")).items()
@@ -597,13 +592,14 @@ class DriveEmulator(Emulator):
         answer = await self._oauth_token(request)  # the body is cached: it reads it again
         if form.get("grant_type") != "authorization_code" or answer.status_code != 200:
             return answer
-        digest = hashlib.sha256(form.get("code_verifier", "").encode()).digest()
-        challenge = base64.urlsafe_b64encode(digest).rstrip(b"=").decode()
+        # The code's own authorization request says what it asked for (keyed by the code).
+        asked = self.oauth.authorization_request(form.get("code", ""))
+        prompt = set(asked.get("prompt", "").split())
         with self._lock:
-            access_type, prompt = self._flows.pop(challenge, ("online", set()))
             # web-server guide: offline access gives a refresh token on the first exchange,
             # and again only when the user was asked to consent again.
-            keep = access_type == "offline" and (not self._refresh_granted or "consent" in prompt)
+            offline = asked.get("access_type", "online") == "offline"
+            keep = offline and (not self._refresh_granted or "consent" in prompt)
             self._refresh_granted |= keep
         if keep:
             return answer
