@@ -23,7 +23,17 @@ Written from Google's documents (developers.google.com/workspace/drive/api/...):
   authError (location Authorization, header), 403 userRateLimitExceeded and
   rateLimitExceeded (domain usageLimits), downloadQuotaExceeded, fileNotDownloadable,
   insufficientPermissions, 404 notFound (location fileId), 429 rateLimitExceeded. The
-  "status" member follows Google's API error model (cloud.google.com/apis/design/errors).
+  "status" member follows Google's API error model (cloud.google.com/apis/design/errors:
+  401 UNAUTHENTICATED, 403 PERMISSION_DENIED, ...); 416 has no canonical code there
+  and carries none.
+- The bearer errors as Google's front end words them (bodies quoted in public issue
+  threads, e.g. enupal/backup#44, ivanvermeyen/laravel-google-drive-demo#118,
+  GoogleCloudPlatform/genai-for-marketing#45): the top-level message is the long
+  one ("Request is missing required authentication credential. ...", "Request had
+  invalid authentication credentials. ...", "Request had insufficient authentication
+  scopes."), errors[0].message the short one ("Login Required.", "Invalid
+  Credentials", "Insufficient Permission"). A 416 names no location (a body of 225
+  bytes in plexdrive/plexdrive#226: domain, reason and message only).
 - guides/about-changes and guides/manage-changes: a start page token, then
   nextPageToken pages until newStartPageToken; each changed file once, in its current
   state; permanent deletion is a change with removed=true and no file.
@@ -109,6 +119,10 @@ _STATUS = {
     500: "INTERNAL",
     503: "UNAVAILABLE",
 }
+_EXPECTED_CREDENTIAL = (
+    " Expected OAuth 2 access token, login cookie or other valid authentication credential."
+    " See https://developers.google.com/identity/sign-in/web/devconsole-project."
+)
 _ORDER_KEYS = {
     "createdTime",
     "folder",
@@ -219,6 +233,7 @@ class _ApiError(Exception):
         reason: str,
         message: str,
         *,
+        detail: str | None = None,  # errors[0].message where Google words it apart
         domain: str = "global",
         location: str | None = None,
         location_type: str = "parameter",
@@ -226,6 +241,7 @@ class _ApiError(Exception):
     ) -> None:
         super().__init__(message)
         self.status, self.reason, self.message = status, reason, message
+        self.detail = message if detail is None else detail
         self.domain, self.location, self.location_type = domain, location, location_type
         self.headers = headers or {}
 
@@ -233,7 +249,7 @@ class _ApiError(Exception):
         detail: dict[str, str] = {
             "domain": self.domain,
             "reason": self.reason,
-            "message": self.message,
+            "message": self.detail,
         }
         if self.location is not None:
             detail |= {"locationType": self.location_type, "location": self.location}
@@ -632,6 +648,7 @@ class DriveEmulator(Emulator):
                         403,
                         "insufficientPermissions",
                         "Request had insufficient authentication scopes.",
+                        detail="Insufficient Permission",
                         headers={"WWW-Authenticate": 'Bearer error="insufficient_scope"'},
                     )
                 recorded.authorized = True
@@ -648,7 +665,8 @@ class DriveEmulator(Emulator):
             raise _ApiError(
                 401,
                 "required",
-                "Login Required.",
+                "Request is missing required authentication credential." + _EXPECTED_CREDENTIAL,
+                detail="Login Required.",
                 location="Authorization",
                 location_type="header",
                 headers={"WWW-Authenticate": realm},
@@ -658,7 +676,8 @@ class DriveEmulator(Emulator):
             raise _ApiError(
                 401,
                 "authError",
-                "Invalid Credentials",
+                "Request had invalid authentication credentials." + _EXPECTED_CREDENTIAL,
+                detail="Invalid Credentials",
                 location="Authorization",
                 location_type="header",
                 headers={"WWW-Authenticate": f'{realm}, error="invalid_token"'},
@@ -1118,8 +1137,6 @@ def _unsatisfiable(size: int) -> _ApiError:
         416,
         "requestedRangeNotSatisfiable",
         "Request range not satisfiable",
-        location="Range",
-        location_type="header",
         headers={"Content-Range": f"bytes */{size}"},
     )
 

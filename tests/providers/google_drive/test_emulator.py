@@ -200,7 +200,11 @@ def test_each_code_keeps_what_its_own_request_asked(drive: DriveEmulator) -> Non
 def test_bearer_auth_on_every_endpoint(drive: DriveEmulator, api: httpx.Client) -> None:
     missing = httpx.get(f"{drive.api_url}/drive/v3/files")
     assert missing.status_code == 401
-    assert error_of(missing)["errors"][0]["reason"] == "required"
+    absent = error_of(missing)
+    assert absent["errors"][0]["reason"] == "required"
+    assert absent["status"] == "UNAUTHENTICATED"
+    assert absent["message"].startswith("Request is missing required authentication credential.")
+    assert absent["errors"][0]["message"] == "Login Required."
 
     drive.expire_access_tokens()
     for path in ("/files", "/changes/startPageToken", "/drives", "/about?fields=user"):
@@ -209,6 +213,7 @@ def test_bearer_auth_on_every_endpoint(drive: DriveEmulator, api: httpx.Client) 
         assert 'error="invalid_token"' in expired.headers["www-authenticate"]
         error = error_of(expired)
         assert error["status"] == "UNAUTHENTICATED"
+        assert error["message"].startswith("Request had invalid authentication credentials.")
         assert error["errors"][0] == {
             "domain": "global",
             "reason": "authError",
@@ -230,7 +235,20 @@ def test_scope_decides_what_a_token_may_do(drive: DriveEmulator) -> None:
     assert httpx.get(f"{base}/files/{file_id}", headers=headers).status_code == 200
     denied = httpx.get(f"{base}/files/{file_id}?alt=media", headers=headers)
     assert denied.status_code == 403
-    assert error_of(denied)["errors"][0]["reason"] == "insufficientPermissions"
+    assert denied.json() == {
+        "error": {
+            "code": 403,
+            "message": "Request had insufficient authentication scopes.",
+            "errors": [
+                {
+                    "domain": "global",
+                    "reason": "insufficientPermissions",
+                    "message": "Insufficient Permission",
+                }
+            ],
+            "status": "PERMISSION_DENIED",
+        }
+    }
     assert httpx.get(f"{base}/drives", headers=headers).status_code == 403
 
 
@@ -428,6 +446,19 @@ def test_downloads_whole_and_by_range(drive: DriveEmulator, api: httpx.Client) -
     past_end = api.get(media, params={"alt": "media"}, headers={"Range": "bytes=700000-"})
     assert past_end.status_code == 416
     assert past_end.headers["content-range"] == "bytes */700000"
+    assert past_end.json() == {  # no location and no status, as Google sends it
+        "error": {
+            "code": 416,
+            "message": "Request range not satisfiable",
+            "errors": [
+                {
+                    "domain": "global",
+                    "reason": "requestedRangeNotSatisfiable",
+                    "message": "Request range not satisfiable",
+                }
+            ],
+        }
+    }
 
     folder = api.get(f"/files/{drive.add_folder('F')}", params={"alt": "media"})
     doc = api.get(
