@@ -12,9 +12,14 @@ Follows:
   bodies {"error", "error_description"}, 400, or 401 for invalid_client;
   §6 refresh (scope may only narrow; rotation optional: a new refresh token
   per use, the old one dead — as Microsoft does).
-- RFC 7636 (PKCE): §4.1 verifier of 43-128 unreserved characters; §4.2/§4.3
-  S256 challenge required at /authorize (`plain` refused, §4.4.1 invalid_request
-  when missing); §4.5/§4.6 the verifier checked at /token, mismatch = invalid_grant.
+- RFC 7636 (PKCE): §4.1 verifier of 43-128 unreserved characters; §4.2/§4.3 the
+  challenge methods a server takes (`pkce_methods`, S256 only by default: `plain`
+  refused) and a missing code_challenge_method meaning `plain`; §4.4.1
+  invalid_request when the server requires PKCE (`pkce_required`, the default) and
+  no challenge came; §4.5/§4.6 the verifier checked at /token against the
+  challenge of the code's own authorization request, mismatch = invalid_grant.
+- RFC 9700 (OAuth 2.0 Security BCP) §4.8.2: a code_verifier for a code whose
+  authorization request had no code_challenge is refused (PKCE downgrade).
 - RFC 6750 (Bearer): §2.1 Authorization header; §3 and §3.1 a 401 with
   `WWW-Authenticate: Bearer error="invalid_token"` for an expired or unknown token.
 
@@ -63,7 +68,9 @@ class _Pending:
     redirect_given: bool
     scope: str
     state: str | None
-    challenge: str
+    challenge: str | None  # None: the request came without PKCE (where that is allowed)
+    method: str  # the code_challenge_method: "S256" or "plain"
+    params: dict[str, str]  # the authorization request's query, for vendor parameters
 
 
 @dataclass
@@ -72,7 +79,9 @@ class _Code:
     redirect_uri: str
     redirect_given: bool
     scope: str
-    challenge: str
+    challenge: str | None
+    method: str
+    params: dict[str, str]
     expires: float
     used: bool = False
     issued: set[str] = field(default_factory=set)  # tokens to revoke on replay (§4.1.2)
@@ -100,7 +109,11 @@ class OAuthEmulator(Emulator):
         rotate_refresh_tokens: bool = True,
         auto_approve: bool = False,
         allowed_scopes: set[str] | None = None,
+        pkce_required: bool = True,
+        pkce_methods: set[str] | frozenset[str] = frozenset({"S256"}),
     ) -> None:
+        if not pkce_methods or not set(pkce_methods) <= {"S256", "plain"}:
+            raise ValueError("pkce_methods: S256 and/or plain (RFC 7636 §4.2)")
         self.clients = {c.client_id: c for c in clients or []}
         self.email = email
         self.access_token_ttl = access_token_ttl
@@ -108,6 +121,8 @@ class OAuthEmulator(Emulator):
         self.rotate_refresh_tokens = rotate_refresh_tokens
         self.auto_approve = auto_approve  # /authorize redirects at once, no consent page
         self.allowed_scopes = allowed_scopes
+        self.pkce_required = pkce_required  # False: a request without code_challenge is served
+        self.pkce_methods = frozenset(pkce_methods)
         self.token_delay = 0.0  # seconds each /token answer waits (widens races)
         self.calls: Counter[str] = Counter()  # "authorization_code", "refresh_token", "userinfo"
         self.token_requests: list[dict[str, str]] = []  # form bodies as received
@@ -162,6 +177,16 @@ class OAuthEmulator(Emulator):
         with self._lock:
             found = self._refresh.get(token)
             return bool(found and found.active)
+
+    def authorization_request(self, code: str) -> dict[str, str]:
+        """The query of the authorization request that `code` answered ({} when unknown).
+
+        For resource servers that honour vendor parameters at the code exchange
+        (Google's access_type and prompt): the flow is keyed by its code.
+        """
+        with self._lock:
+            found = self._codes.get(code)
+            return dict(found.params) if found is not None else {}
 
     def access_token_scope(self, token: str) -> str | None:
         """The scope of a live access token; None when unknown, expired or revoked.
@@ -220,17 +245,24 @@ class OAuthEmulator(Emulator):
 
         if q.get("response_type") != "code":
             return fail("unsupported_response_type", "only response_type=code is supported")
-        challenge = q.get("code_challenge")
+        challenge = q.get("code_challenge") or None
+        method = q.get("code_challenge_method", "plain")  # RFC 7636 §4.3: plain if absent
         if not challenge:
-            return fail("invalid_request", "code challenge required")  # RFC 7636 §4.4.1
-        if q.get("code_challenge_method") != "S256":
-            return fail("invalid_request", "transform algorithm not supported (use S256)")
-        if not _UNRESERVED.fullmatch(challenge):
+            if "code_challenge_method" in q:
+                return fail("invalid_request", "code_challenge_method without code_challenge")
+            if self.pkce_required:
+                return fail("invalid_request", "code challenge required")  # RFC 7636 §4.4.1
+        elif method not in self.pkce_methods:
+            methods = ", ".join(sorted(self.pkce_methods))
+            return fail("invalid_request", f"transform algorithm not supported (use {methods})")
+        elif not _UNRESERVED.fullmatch(challenge):
             return fail("invalid_request", "malformed code_challenge")
         scope = q.get("scope", "")
         if self.allowed_scopes is not None and not set(scope.split()) <= self.allowed_scopes:
             return fail("invalid_scope", "unknown scope requested")
-        pending = _Pending(client.client_id, redirect_uri, given, scope, state, challenge)
+        pending = _Pending(
+            client.client_id, redirect_uri, given, scope, state, challenge, method, dict(q)
+        )
         if self.auto_approve:
             return self._approve(pending)
         request_id = secrets.token_urlsafe(16)
@@ -262,6 +294,8 @@ class OAuthEmulator(Emulator):
                 redirect_given=pending.redirect_given,
                 scope=pending.scope,
                 challenge=pending.challenge,
+                method=pending.method,
+                params=pending.params,
                 expires=time.time() + self.code_ttl,
             )
         return _redirect(pending.redirect_uri, code=code, state=pending.state)
@@ -353,13 +387,9 @@ class OAuthEmulator(Emulator):
             given = form.get("redirect_uri")
             if (code.redirect_given or given is not None) and given != code.redirect_uri:
                 return _error("invalid_grant", "redirect_uri does not match the authorization")
-            verifier = form.get("code_verifier")
-            if verifier is None:
-                return _error("invalid_request", "code_verifier is required (PKCE)")
-            if not _UNRESERVED.fullmatch(verifier):
-                return _error("invalid_grant", "malformed code_verifier")
-            if not secrets.compare_digest(_s256(verifier), code.challenge):
-                return _error("invalid_grant", "PKCE verification failed")
+            refused = _check_verifier(code, form.get("code_verifier"))
+            if refused is not None:
+                return refused
             body = self._issue(client.client_id, code.scope, origin=code_value, with_refresh=True)
             code.issued.update({body["access_token"], body["refresh_token"]})
         self.calls["authorization_code"] += 1
@@ -421,6 +451,22 @@ class OAuthEmulator(Emulator):
 
 
 # ---------------------------------------------------------------- helpers
+
+
+def _check_verifier(code: _Code, verifier: str | None) -> Response | None:
+    """RFC 7636 §4.6 against the code's own challenge; RFC 9700 §4.8.2 without one."""
+    if code.challenge is None:
+        if verifier is None:
+            return None
+        return _error("invalid_grant", "code_verifier given but the authorization had no PKCE")
+    if verifier is None:
+        return _error("invalid_request", "code_verifier is required (PKCE)")
+    if not _UNRESERVED.fullmatch(verifier):
+        return _error("invalid_grant", "malformed code_verifier")
+    derived = _s256(verifier) if code.method == "S256" else verifier
+    if not secrets.compare_digest(derived, code.challenge):
+        return _error("invalid_grant", "PKCE verification failed")
+    return None
 
 
 def _s256(verifier: str) -> str:

@@ -23,17 +23,34 @@ Written from Google's documents (developers.google.com/workspace/drive/api/...):
   authError (location Authorization, header), 403 userRateLimitExceeded and
   rateLimitExceeded (domain usageLimits), downloadQuotaExceeded, fileNotDownloadable,
   insufficientPermissions, 404 notFound (location fileId), 429 rateLimitExceeded. The
-  "status" member follows Google's API error model (cloud.google.com/apis/design/errors).
+  "status" member follows Google's API error model (cloud.google.com/apis/design/errors:
+  401 UNAUTHENTICATED, 403 PERMISSION_DENIED, ...); 416 has no canonical code there
+  and carries none.
+- The bearer errors as Google's front end words them (bodies quoted in public issue
+  threads, e.g. enupal/backup#44, ivanvermeyen/laravel-google-drive-demo#118,
+  GoogleCloudPlatform/genai-for-marketing#45): the top-level message is the long
+  one ("Request is missing required authentication credential. ...", "Request had
+  invalid authentication credentials. ...", "Request had insufficient authentication
+  scopes."), errors[0].message the short one ("Login Required.", "Invalid
+  Credentials", "Insufficient Permission"). A 416 names no location (a body of 225
+  bytes in plexdrive/plexdrive#226: domain, reason and message only).
 - guides/about-changes and guides/manage-changes: a start page token, then
   nextPageToken pages until newStartPageToken; each changed file once, in its current
   state; permanent deletion is a change with removed=true and no file.
 - guides/enable-shareddrives: supportsAllDrives, includeItemsFromAllDrives, corpora
   (user, drive, allDrives, domain), driveId; shared-drive items are left out of lists
   without the flags and are not found by files.get without supportsAllDrives.
-- identity/protocols/oauth2/web-server: authorization code flow with PKCE; a refresh
-  token only with access_type=offline, on the first code exchange or again with
-  prompt=consent; refreshing gives no new refresh token. The RFC mechanics come from
-  OAuthEmulator (tests/emulators/oauth_server.py), served on the same port.
+- identity/protocols/oauth2/web-server: authorization code flow; a refresh token only
+  with access_type=offline, on the first code exchange or again with prompt=consent;
+  refreshing gives no new refresh token. These parameters belong to the authorization
+  request the exchanged code answered (the flow is keyed by its code).
+- identity/protocols/oauth2/native-app ("OAuth 2.0 for iOS & Desktop Apps"), step 1
+  and the authorization parameters: PKCE is recommended, not required
+  (code_challenge and code_challenge_method are "Recommended"); code_challenge_method
+  defaults to plain when a code_challenge comes without it, and "the only supported
+  values for this parameter are S256 or plain". A wrong verifier is invalid_grant.
+  The RFC mechanics come from OAuthEmulator (tests/emulators/oauth_server.py), served
+  on the same port, configured so.
 
 Not modelled: uploads and writes through the API, shared-drive changes
 (changeType "drive"), fullText search, content-hint fields, exports.
@@ -41,7 +58,6 @@ Not modelled: uploads and writes through the API, shared-drive changes
 
 from __future__ import annotations
 
-import base64
 import hashlib
 import json
 import mimetypes
@@ -103,6 +119,10 @@ _STATUS = {
     500: "INTERNAL",
     503: "UNAVAILABLE",
 }
+_EXPECTED_CREDENTIAL = (
+    " Expected OAuth 2 access token, login cookie or other valid authentication credential."
+    " See https://developers.google.com/identity/sign-in/web/devconsole-project."
+)
 _ORDER_KEYS = {
     "createdTime",
     "folder",
@@ -213,6 +233,7 @@ class _ApiError(Exception):
         reason: str,
         message: str,
         *,
+        detail: str | None = None,  # errors[0].message where Google words it apart
         domain: str = "global",
         location: str | None = None,
         location_type: str = "parameter",
@@ -220,6 +241,7 @@ class _ApiError(Exception):
     ) -> None:
         super().__init__(message)
         self.status, self.reason, self.message = status, reason, message
+        self.detail = message if detail is None else detail
         self.domain, self.location, self.location_type = domain, location, location_type
         self.headers = headers or {}
 
@@ -227,7 +249,7 @@ class _ApiError(Exception):
         detail: dict[str, str] = {
             "domain": self.domain,
             "reason": self.reason,
-            "message": self.message,
+            "message": self.detail,
         }
         if self.location is not None:
             detail |= {"locationType": self.location_type, "location": self.location}
@@ -275,6 +297,8 @@ class DriveEmulator(Emulator):
             auto_approve=auto_approve,
             rotate_refresh_tokens=False,
             allowed_scopes=set(_GOOGLE_SCOPES),
+            pkce_required=False,  # native-app guide: code_challenge is "Recommended"
+            pkce_methods={"S256", "plain"},
         )
         self.requests: list[RecordedRequest] = []
         self._lock = threading.RLock()  # knobs run on the test's thread, handlers on uvicorn's
@@ -290,7 +314,6 @@ class DriveEmulator(Emulator):
         self._cut_after: int | None = None
         self._corrupt = False
         self._quota: set[str] = set()
-        self._flows: dict[str, tuple[str, set[str]]] = {}  # PKCE challenge -> access_type, prompt
         self._refresh_granted = False
         self._seq = 0
         now = time.time()
@@ -300,12 +323,11 @@ class DriveEmulator(Emulator):
             for route in self.oauth.app.routes
             if isinstance(route, Route)
         }
-        self._oauth_authorize = oauth_routes["/authorize"]
         self._oauth_token = oauth_routes["/token"]
         api = "/drive/v3"
         self.app = Starlette(
             routes=[
-                Route("/authorize", self._authorize, methods=["GET", "POST"]),
+                Route("/authorize", oauth_routes["/authorize"], methods=["GET", "POST"]),
                 Route("/token", self._token, methods=["POST"]),
                 Route("/userinfo", oauth_routes["/userinfo"], methods=["GET"]),
                 Route(f"{api}/about", self._api(self._about, _METADATA_SCOPES)),
@@ -587,17 +609,6 @@ class DriveEmulator(Emulator):
 
     # ------------------------------------------------------------ OAuth (Google's rules on top)
 
-    async def _authorize(self, request: Request) -> Response:
-        q = request.query_params
-        challenge = q.get("code_challenge")
-        if request.method == "GET" and challenge:
-            with self._lock:
-                self._flows[challenge] = (
-                    q.get("access_type", "online"),
-                    set(q.get("prompt", "").split()),
-                )
-        return await self._oauth_authorize(request)
-
     async def _token(self, request: Request) -> Response:
         form = {
             k: v[0] for k, v in parse_qs((await request.body()).decode("utf-8", "replace")).items()
@@ -605,13 +616,14 @@ class DriveEmulator(Emulator):
         answer = await self._oauth_token(request)  # the body is cached: it reads it again
         if form.get("grant_type") != "authorization_code" or answer.status_code != 200:
             return answer
-        digest = hashlib.sha256(form.get("code_verifier", "").encode()).digest()
-        challenge = base64.urlsafe_b64encode(digest).rstrip(b"=").decode()
+        # The code's own authorization request says what it asked for (keyed by the code).
+        asked = self.oauth.authorization_request(form.get("code", ""))
+        prompt = set(asked.get("prompt", "").split())
         with self._lock:
-            access_type, prompt = self._flows.pop(challenge, ("online", set()))
             # web-server guide: offline access gives a refresh token on the first exchange,
             # and again only when the user was asked to consent again.
-            keep = access_type == "offline" and (not self._refresh_granted or "consent" in prompt)
+            offline = asked.get("access_type", "online") == "offline"
+            keep = offline and (not self._refresh_granted or "consent" in prompt)
             self._refresh_granted |= keep
         if keep:
             return answer
@@ -644,6 +656,7 @@ class DriveEmulator(Emulator):
                         403,
                         "insufficientPermissions",
                         "Request had insufficient authentication scopes.",
+                        detail="Insufficient Permission",
                         headers={"WWW-Authenticate": 'Bearer error="insufficient_scope"'},
                     )
                 recorded.authorized = True
@@ -660,7 +673,8 @@ class DriveEmulator(Emulator):
             raise _ApiError(
                 401,
                 "required",
-                "Login Required.",
+                "Request is missing required authentication credential." + _EXPECTED_CREDENTIAL,
+                detail="Login Required.",
                 location="Authorization",
                 location_type="header",
                 headers={"WWW-Authenticate": realm},
@@ -670,7 +684,8 @@ class DriveEmulator(Emulator):
             raise _ApiError(
                 401,
                 "authError",
-                "Invalid Credentials",
+                "Request had invalid authentication credentials." + _EXPECTED_CREDENTIAL,
+                detail="Invalid Credentials",
                 location="Authorization",
                 location_type="header",
                 headers={"WWW-Authenticate": f'{realm}, error="invalid_token"'},
@@ -1130,8 +1145,6 @@ def _unsatisfiable(size: int) -> _ApiError:
         416,
         "requestedRangeNotSatisfiable",
         "Request range not satisfiable",
-        location="Range",
-        location_type="header",
         headers={"Content-Range": f"bytes */{size}"},
     )
 

@@ -30,24 +30,32 @@ def drive() -> Iterator[DriveEmulator]:
         yield server
 
 
-def code_flow(
+def pkce_pair(method: str | None) -> tuple[str | None, dict[str, str]]:
+    """A verifier and the authorization parameters carrying its challenge (RFC 7636 §4.2)."""
+    if method is None:
+        return None, {}
+    verifier = secrets.token_urlsafe(48)
+    digest = base64.urlsafe_b64encode(hashlib.sha256(verifier.encode()).digest())
+    challenge = digest.rstrip(b"=").decode() if method == "S256" else verifier
+    return verifier, {"code_challenge": challenge, "code_challenge_method": method}
+
+
+def authorize(
     drive: DriveEmulator,
+    pkce: dict[str, str],
     *,
     scope: str = DRIVE_READONLY,
     access_type: str | None = "offline",
     prompt: str | None = "consent",
-) -> dict[str, Any]:
-    """The authorization code flow with PKCE, as a browser and a backend would run it."""
-    verifier = secrets.token_urlsafe(48)
-    challenge = base64.urlsafe_b64encode(hashlib.sha256(verifier.encode()).digest())
+) -> dict[str, list[str]]:
+    """The browser's part: the authorization request and the redirect's query."""
     params = {
         "response_type": "code",
         "client_id": CLIENT_ID,
         "redirect_uri": REDIRECT,
         "scope": scope,
         "state": "st4te",
-        "code_challenge": challenge.rstrip(b"=").decode(),
-        "code_challenge_method": "S256",
+        **pkce,
     }
     if access_type:
         params["access_type"] = access_type
@@ -57,17 +65,38 @@ def code_flow(
     assert answer.status_code == 302
     query = parse_qs(urlsplit(answer.headers["location"]).query)
     assert query["state"] == ["st4te"]
-    tokens = httpx.post(
-        drive.token_url,
-        data={
-            "grant_type": "authorization_code",
-            "code": query["code"][0],
-            "redirect_uri": REDIRECT,
-            "client_id": CLIENT_ID,
-            "client_secret": CLIENT_SECRET,
-            "code_verifier": verifier,
-        },
-    )
+    return query
+
+
+def exchange(
+    drive: DriveEmulator, query: dict[str, list[str]], verifier: str | None
+) -> httpx.Response:
+    """The backend's part: the code (and the PKCE verifier, if any) for tokens."""
+    form = {
+        "grant_type": "authorization_code",
+        "code": query["code"][0],
+        "redirect_uri": REDIRECT,
+        "client_id": CLIENT_ID,
+        "client_secret": CLIENT_SECRET,
+    }
+    if verifier is not None:
+        form["code_verifier"] = verifier
+    return httpx.post(drive.token_url, data=form)
+
+
+def code_flow(
+    drive: DriveEmulator,
+    *,
+    scope: str = DRIVE_READONLY,
+    access_type: str | None = "offline",
+    prompt: str | None = "consent",
+    pkce: str | None = "S256",
+) -> dict[str, Any]:
+    """The authorization code flow (with PKCE by `pkce` method), as a browser and a backend
+    would run it."""
+    verifier, challenge = pkce_pair(pkce)
+    query = authorize(drive, challenge, scope=scope, access_type=access_type, prompt=prompt)
+    tokens = exchange(drive, query, verifier)
     assert tokens.status_code == 200, tokens.text
     body: dict[str, Any] = tokens.json()
     return body
@@ -133,10 +162,49 @@ def test_refresh_tokens_follow_googles_offline_and_consent_rules(drive: DriveEmu
     assert revoked.status_code == 400 and revoked.json()["error"] == "invalid_grant"
 
 
+def test_pkce_is_optional_and_plain_is_allowed_as_google_documents(
+    drive: DriveEmulator,
+) -> None:
+    # native-app guide: code_challenge and code_challenge_method are "Recommended", the
+    # method is S256 or plain, and plain when a challenge comes without one.
+    assert code_flow(drive, pkce=None)["refresh_token"]  # offline + consent, no PKCE
+    assert code_flow(drive, pkce="plain")["access_token"]
+    verifier = secrets.token_urlsafe(48)
+    no_method = authorize(drive, {"code_challenge": verifier})
+    assert exchange(drive, no_method, verifier).status_code == 200
+
+    other = authorize(drive, {"code_challenge": "A" * 43, "code_challenge_method": "S512"})
+    assert other["error"] == ["invalid_request"] and "code" not in other
+
+
+def test_a_wrong_or_needless_verifier_is_invalid_grant(drive: DriveEmulator) -> None:
+    for method in ("S256", "plain"):
+        _, challenge = pkce_pair(method)
+        wrong = exchange(drive, authorize(drive, challenge), secrets.token_urlsafe(48))
+        assert wrong.status_code == 400 and wrong.json()["error"] == "invalid_grant", method
+    # A verifier for a code asked without a challenge (RFC 9700 §4.8.2; Google answers
+    # invalid_grant "code_verifier or verifier is not needed").
+    needless = exchange(drive, authorize(drive, {}), secrets.token_urlsafe(48))
+    assert needless.status_code == 400 and needless.json()["error"] == "invalid_grant"
+
+
+def test_each_code_keeps_what_its_own_request_asked(drive: DriveEmulator) -> None:
+    """Two flows with one challenge: access_type belongs to the code, not to the challenge."""
+    verifier, challenge = pkce_pair("S256")
+    offline = authorize(drive, challenge)  # access_type=offline, prompt=consent
+    online = authorize(drive, challenge, access_type=None, prompt=None)
+    assert "refresh_token" not in exchange(drive, online, verifier).json()
+    assert exchange(drive, offline, verifier).json()["refresh_token"]
+
+
 def test_bearer_auth_on_every_endpoint(drive: DriveEmulator, api: httpx.Client) -> None:
     missing = httpx.get(f"{drive.api_url}/drive/v3/files")
     assert missing.status_code == 401
-    assert error_of(missing)["errors"][0]["reason"] == "required"
+    absent = error_of(missing)
+    assert absent["errors"][0]["reason"] == "required"
+    assert absent["status"] == "UNAUTHENTICATED"
+    assert absent["message"].startswith("Request is missing required authentication credential.")
+    assert absent["errors"][0]["message"] == "Login Required."
 
     drive.expire_access_tokens()
     for path in ("/files", "/changes/startPageToken", "/drives", "/about?fields=user"):
@@ -145,6 +213,7 @@ def test_bearer_auth_on_every_endpoint(drive: DriveEmulator, api: httpx.Client) 
         assert 'error="invalid_token"' in expired.headers["www-authenticate"]
         error = error_of(expired)
         assert error["status"] == "UNAUTHENTICATED"
+        assert error["message"].startswith("Request had invalid authentication credentials.")
         assert error["errors"][0] == {
             "domain": "global",
             "reason": "authError",
@@ -166,7 +235,20 @@ def test_scope_decides_what_a_token_may_do(drive: DriveEmulator) -> None:
     assert httpx.get(f"{base}/files/{file_id}", headers=headers).status_code == 200
     denied = httpx.get(f"{base}/files/{file_id}?alt=media", headers=headers)
     assert denied.status_code == 403
-    assert error_of(denied)["errors"][0]["reason"] == "insufficientPermissions"
+    assert denied.json() == {
+        "error": {
+            "code": 403,
+            "message": "Request had insufficient authentication scopes.",
+            "errors": [
+                {
+                    "domain": "global",
+                    "reason": "insufficientPermissions",
+                    "message": "Insufficient Permission",
+                }
+            ],
+            "status": "PERMISSION_DENIED",
+        }
+    }
     assert httpx.get(f"{base}/drives", headers=headers).status_code == 403
 
 
@@ -364,6 +446,19 @@ def test_downloads_whole_and_by_range(drive: DriveEmulator, api: httpx.Client) -
     past_end = api.get(media, params={"alt": "media"}, headers={"Range": "bytes=700000-"})
     assert past_end.status_code == 416
     assert past_end.headers["content-range"] == "bytes */700000"
+    assert past_end.json() == {  # no location and no status, as Google sends it
+        "error": {
+            "code": 416,
+            "message": "Request range not satisfiable",
+            "errors": [
+                {
+                    "domain": "global",
+                    "reason": "requestedRangeNotSatisfiable",
+                    "message": "Request range not satisfiable",
+                }
+            ],
+        }
+    }
 
     folder = api.get(f"/files/{drive.add_folder('F')}", params={"alt": "media"})
     doc = api.get(
