@@ -218,3 +218,44 @@ def test_the_data_folder_cannot_be_synced_through_the_api(
             f"/api/sources/{ok.json()['id']}", headers=auth, json={"selections": [str(tmp_path)]}
         )
         assert moved.status_code == 400 and "data folder" in moved.json()["detail"]
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/api/connections/{id}",
+        "/api/connections/{id}/browse",
+        "/api/sources/{id}",
+        "/api/sources/{id}/status",
+        "/api/videos/{id}",
+        "/api/videos/{id}/content",
+    ],
+)
+def test_ids_out_of_range_are_a_422(
+    client: TestClient, world: dict[str, object], path: str
+) -> None:
+    """Before any lookup: an id no INTEGER column holds never reaches the driver."""
+    for bad in (0, 2**31):
+        response = client.get(path.format(id=bad), headers=_headers(world, OWNER))
+        assert response.status_code == 422, (bad, response.text)
+        assert response.json()["detail"][0]["loc"][0] == "path"
+
+
+def test_malformed_requests_are_a_422_whoever_owns_the_id(
+    client: TestClient, world: dict[str, object]
+) -> None:
+    """A request that is malformed answers 422 before anyone asks whose the id is: the
+    same for the owner, another user and an id that does not exist."""
+    requests = [
+        ("PATCH", "/api/sources/{}", {"json": {"interval_s": "often"}}, "body"),
+        ("DELETE", "/api/sources/{}?purge=perhaps", {}, "query"),
+        ("GET", "/api/connections/{}/browse", {"params": {"node": "n" * 5000}}, "query"),
+    ]
+    for method, path, extra, where in requests:
+        target = world["source"] if "sources" in path else world["connection"]
+        for actor, target_id in ((OWNER, target), (OTHER, target), (OWNER, 999_999)):
+            response = client.request(
+                method, path.format(target_id), headers=_headers(world, actor), **extra
+            )
+            assert response.status_code == 422, (method, path, actor, response.text)
+            assert response.json()["detail"][0]["loc"][0] == where

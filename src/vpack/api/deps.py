@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import secrets
 from collections.abc import AsyncIterator
-from typing import Annotated, Any, TypeVar, cast
+from typing import Annotated
 
 from fastapi import Depends, HTTPException, Path, Query, Request
-from sqlalchemy import Select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from vpack.db.models import Role, User
@@ -36,8 +35,6 @@ SESSION_COOKIE = "vpack_session"
 CSRF_COOKIE = "vpack_csrf"
 CSRF_HEADER = "X-CSRF-Token"
 _SAFE_METHODS = {"GET", "HEAD", "OPTIONS"}
-
-SelectT = TypeVar("SelectT")  # a Select of any shape
 
 
 def get_services(request: Request) -> Services:
@@ -106,14 +103,3 @@ async def get_admin(user: CurrentUser) -> User:
 
 
 AdminUser = Annotated[User, Depends(get_admin)]
-
-
-def owned(query: SelectT, owner_column: Any, user: User) -> SelectT:
-    """Scope a query to the user's own rows; an administrator sees everyone's."""
-    if user.role == Role.ADMIN:
-        return query
-    return cast(SelectT, cast(Select[Any], query).where(owner_column == user.id))
-
-
-def can_see(owner_id: int | None, user: User) -> bool:
-    return user.role == Role.ADMIN or owner_id == user.id

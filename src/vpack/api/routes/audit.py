@@ -5,7 +5,8 @@ from __future__ import annotations
 from fastapi import APIRouter, Query
 from sqlalchemy import select
 
-from vpack.api.deps import CurrentUser, CursorQuery, SessionDep, cursor_id, owned
+from vpack.api.deps import CurrentUser, CursorQuery, SessionDep, cursor_id
+from vpack.api.owned import owned
 from vpack.api.schemas import AuditOut, AuditPage
 from vpack.db.models import AuditEvent
 

@@ -4,15 +4,16 @@ from __future__ import annotations
 
 from urllib.parse import quote, urlencode
 
-from fastapi import APIRouter, HTTPException, Query, Request, status
+from fastapi import APIRouter, Query, Request, status
 from fastapi.responses import RedirectResponse
 from sqlalchemy import select
 
-from vpack.api.deps import CurrentUser, IdPath, IdQuery, ServicesDep, SessionDep, client_ip
-from vpack.api.routes.connections import browse, owned_connection
+from vpack.api.deps import CurrentUser, IdQuery, ServicesDep, SessionDep, client_ip
+from vpack.api.owned import owned_connection
+from vpack.api.routes.connections import browse
 from vpack.api.routes.sources import create_owned_source, start_sync
 from vpack.api.schemas import Accepted, BrowseOut, DownloadRequest, OAuthStart, OAuthStarted
-from vpack.db.models import Connection, Source
+from vpack.db.models import Source
 from vpack.oauth_signin import begin, complete
 from vpack.providers.base import AuthKind, Provider
 from vpack.providers.errors import BadConfig, ProviderError
@@ -22,15 +23,6 @@ from vpack.security import audit
 from vpack.security.audit import Action
 
 router = APIRouter(prefix="/api/cloud/{provider}", tags=["cloud (seed aliases)"])
-
-
-async def _connection_of(
-    session: SessionDep, provider: str, connection_id: IdPath, user: CurrentUser
-) -> Connection:
-    connection = await owned_connection(session, connection_id, user)
-    if connection.provider != provider:
-        raise HTTPException(404, f"connection {connection_id} is not a {provider} connection")
-    return connection
 
 
 def _oauth_provider(provider: str) -> type[Provider]:
@@ -51,7 +43,7 @@ async def start_oauth(
     """Where to send the user's browser to sign in; `state` ties the answer to this user."""
     cls = _oauth_provider(provider)
     if body.connection_id is not None:
-        await _connection_of(session, provider, body.connection_id, user)
+        await owned_connection(session, body.connection_id, user, provider=provider)
     assert cls.oauth is not None
     spec = spec_from_env(cls.name, cls.oauth, services.settings)
     auth_url, state = await begin(
@@ -129,7 +121,7 @@ async def list_folders(
     parent_id: str | None = Query(default=None, max_length=4096),
     page: str | None = Query(default=None, max_length=4096),
 ) -> BrowseOut:
-    connection = await _connection_of(session, provider, connection_id, user)
+    connection = await owned_connection(session, connection_id, user, provider=provider)
     return await browse(connection.id, user, services, session, node=parent_id, page=page)
 
 
@@ -143,7 +135,7 @@ async def download(
     session: SessionDep,
 ) -> Accepted:
     """Fetch the chosen folders now: a source over them (reused if it exists), synced at once."""
-    connection = await _connection_of(session, provider, body.connection_id, user)
+    connection = await owned_connection(session, body.connection_id, user, provider=provider)
     existing = (
         (await session.execute(select(Source).where(Source.connection_id == connection.id)))
         .scalars()

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, HTTPException, Query, Request, status
+from fastapi import APIRouter, Query, Request, status
 from sqlalchemy import select
 
-from vpack.api.deps import CurrentUser, IdPath, ServicesDep, SessionDep, can_see, client_ip, owned
+from vpack.api.deps import CurrentUser, IdPath, ServicesDep, SessionDep, client_ip
+from vpack.api.owned import OwnedConnection, owned, owned_connection
 from vpack.api.schemas import BrowseOut, ConnectionOut, NewConnection, NodeOut
 from vpack.db.models import Connection, ConnectionStatus, Source
 from vpack.providers.base import AuthKind
@@ -28,16 +29,6 @@ def connection_out(c: Connection) -> ConnectionOut:
         config=dict(c.config),
         created_at=c.created_at,
     )
-
-
-async def owned_connection(
-    session: SessionDep, connection_id: IdPath, user: CurrentUser
-) -> Connection:
-    """The connection if this user may see it; 404 otherwise (never 403: ids stay private)."""
-    connection = await session.get(Connection, connection_id)
-    if connection is None or not can_see(connection.owner_id, user):
-        raise HTTPException(404, f"no connection with id {connection_id}")
-    return connection
 
 
 @router.post("", status_code=status.HTTP_201_CREATED, response_model=ConnectionOut)
@@ -78,22 +69,15 @@ async def list_connections(user: CurrentUser, session: SessionDep) -> list[Conne
 
 
 @router.get("/{connection_id}", response_model=ConnectionOut)
-async def get_connection(
-    connection_id: IdPath, user: CurrentUser, session: SessionDep
-) -> ConnectionOut:
-    return connection_out(await owned_connection(session, connection_id, user))
+async def get_connection(connection: OwnedConnection) -> ConnectionOut:
+    return connection_out(connection)
 
 
 @router.delete("/{connection_id}", status_code=status.HTTP_204_NO_CONTENT)
 async def delete_connection(
-    connection_id: IdPath,
-    user: CurrentUser,
-    request: Request,
-    services: ServicesDep,
-    session: SessionDep,
+    connection: OwnedConnection, user: CurrentUser, request: Request, services: ServicesDep
 ) -> None:
     """Remove a connection and its sources; downloaded videos stay on disk."""
-    connection = await owned_connection(session, connection_id, user)
     async with services.db.transaction() as tx:
         sources = (
             (await tx.execute(select(Source.id).where(Source.connection_id == connection.id)))
@@ -114,11 +98,8 @@ async def delete_connection(
 
 
 @router.post("/{connection_id}/check", response_model=ConnectionOut)
-async def check_connection(
-    connection_id: IdPath, user: CurrentUser, services: ServicesDep, session: SessionDep
-) -> ConnectionOut:
+async def check_connection(connection: OwnedConnection, services: ServicesDep) -> ConnectionOut:
     """Test the connection now; its status shows the provider's own message on failure."""
-    connection = await owned_connection(session, connection_id, user)
     provider = services.connections.build(connection)
     detail: str | None
     try:
@@ -153,6 +134,7 @@ async def browse(
     page: str | None = Query(default=None, max_length=4096),
 ) -> BrowseOut:
     """Children of `node` (the top when absent) for the lazy tree, one page at a time."""
+    # Not OwnedConnection: after `node` and `page` are validated (see vpack.api.owned).
     connection = await owned_connection(session, connection_id, user)
     provider = services.connections.build(connection)
     try:

@@ -10,7 +10,8 @@ from fastapi import APIRouter, Request
 from fastapi.responses import StreamingResponse
 from sqlalchemy import select
 
-from vpack.api.deps import CurrentUser, ServicesDep, owned
+from vpack.api.deps import CurrentUser, ServicesDep
+from vpack.api.owned import owned
 from vpack.db.models import Source
 
 router = APIRouter(prefix="/api", tags=["events"])

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter, HTTPException, Query, Request, status
+from fastapi import APIRouter, Query, Request, status
 from sqlalchemy import func, select, update
 
 from vpack import catalog
-from vpack.api.deps import CurrentUser, IdPath, ServicesDep, SessionDep, can_see, client_ip, owned
-from vpack.api.routes.connections import owned_connection
+from vpack.api.deps import CurrentUser, IdPath, ServicesDep, SessionDep, client_ip
+from vpack.api.owned import OwnedSource, owned, owned_connection, owned_source
 from vpack.api.schemas import (
     Accepted,
     InFlight,
@@ -59,17 +59,15 @@ def _out(source: Source, provider: str, counts: dict[str, int]) -> SourceOut:
     )
 
 
-async def owned_source(session: SessionDep, source_id: IdPath, user: CurrentUser) -> Source:
-    source = await session.get(Source, source_id)
-    if source is None or not can_see(source.owner_id, user):
-        raise HTTPException(404, f"no source with id {source_id}")
-    return source
-
-
 async def _provider_name(session: SessionDep, source: Source) -> str:
     connection = await session.get(Connection, source.connection_id)
     assert connection is not None
     return connection.provider
+
+
+async def _source_out(session: SessionDep, source: Source) -> SourceOut:
+    counts = await _counts(session, [source.id])
+    return _out(source, await _provider_name(session, source), counts[source.id])
 
 
 @router.post("", status_code=status.HTTP_201_CREATED, response_model=SourceOut)
@@ -94,7 +92,7 @@ async def create_source(
         filters=body.filters.model_dump(mode="json", exclude_defaults=True),
     )
     _nudge(request)
-    return await get_source(source_id, user, session)
+    return await _source_out(session, await owned_source(session, source_id, user))
 
 
 @router.get("", response_model=list[SourceOut])
@@ -110,10 +108,8 @@ async def list_sources(user: CurrentUser, session: SessionDep) -> list[SourceOut
 
 
 @router.get("/{source_id}", response_model=SourceOut)
-async def get_source(source_id: IdPath, user: CurrentUser, session: SessionDep) -> SourceOut:
-    source = await owned_source(session, source_id, user)
-    counts = await _counts(session, [source.id])
-    return _out(source, await _provider_name(session, source), counts[source.id])
+async def get_source(source: OwnedSource, session: SessionDep) -> SourceOut:
+    return await _source_out(session, source)
 
 
 @router.patch("/{source_id}", response_model=SourceOut)
@@ -125,6 +121,7 @@ async def change_source(
     services: ServicesDep,
     session: SessionDep,
 ) -> SourceOut:
+    # Not OwnedSource: after the body is validated (see vpack.api.owned).
     source = await owned_source(session, source_id, user)
     changes: dict[str, Any] = body.model_dump(mode="json", exclude_unset=True, exclude_none=True)
     provider_name = await _provider_name(session, source)
@@ -153,7 +150,7 @@ async def change_source(
             fields=sorted(changes),
         )
     await session.refresh(source)
-    return await get_source(source.id, user, session)
+    return await _source_out(session, source)
 
 
 @router.delete("/{source_id}", status_code=status.HTTP_204_NO_CONTENT)
@@ -166,6 +163,7 @@ async def delete_source(
     purge: bool = Query(default=False),
 ) -> None:
     """Stop syncing; downloaded videos stay unless purge=true."""
+    # Not OwnedSource: after `purge` is validated (see vpack.api.owned).
     source = await owned_source(session, source_id, user)
     purged = await catalog.remove_source(services.db, services.store, source.id, purge)
     async with services.db.transaction() as tx:
@@ -182,24 +180,16 @@ async def delete_source(
 
 
 @router.post("/{source_id}/sync", status_code=status.HTTP_202_ACCEPTED, response_model=Accepted)
-async def sync_now(
-    source_id: IdPath,
-    user: CurrentUser,
-    request: Request,
-    services: ServicesDep,
-    session: SessionDep,
-) -> Accepted:
+async def sync_now(source: OwnedSource, request: Request, services: ServicesDep) -> Accepted:
     """Scan now and retry failed videos; the background worker does the work."""
-    source = await owned_source(session, source_id, user)
     await start_sync(request, services, source.id)
     return Accepted(source_id=source.id)
 
 
 @router.get("/{source_id}/status", response_model=SourceStatusOut)
 async def source_status(
-    source_id: IdPath, user: CurrentUser, request: Request, session: SessionDep
+    source: OwnedSource, request: Request, session: SessionDep
 ) -> SourceStatusOut:
-    source = await owned_source(session, source_id, user)
     connection = await session.get(Connection, source.connection_id)
     assert connection is not None
     counts = (await _counts(session, [source.id]))[source.id]

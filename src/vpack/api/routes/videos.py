@@ -8,17 +8,8 @@ from fastapi import APIRouter, HTTPException, Query
 from fastapi.responses import FileResponse
 from sqlalchemy import select
 
-from vpack.api.deps import (
-    CurrentUser,
-    CursorQuery,
-    IdPath,
-    IdQuery,
-    ServicesDep,
-    SessionDep,
-    can_see,
-    cursor_id,
-    owned,
-)
+from vpack.api.deps import CurrentUser, CursorQuery, IdQuery, ServicesDep, SessionDep, cursor_id
+from vpack.api.owned import OwnedVideo, owned
 from vpack.api.schemas import VideoOut, VideoPage
 from vpack.db.models import Source, Video, VideoState
 
@@ -94,33 +85,19 @@ async def list_videos(
     )
 
 
-async def _owned_video(session: SessionDep, video_id: IdPath, user: CurrentUser) -> Video:
-    found = (
-        await session.execute(
-            select(Video, Source.owner_id).join(Source).where(Video.id == video_id)
-        )
-    ).one_or_none()
-    if found is None or not can_see(found[1], user):
-        raise HTTPException(404, f"no video with id {video_id}")
-    return found[0]
-
-
 @router.get("/{video_id}", response_model=VideoOut)
-async def get_video(video_id: IdPath, user: CurrentUser, session: SessionDep) -> VideoOut:
-    return video_out(await _owned_video(session, video_id, user))
+async def get_video(video: OwnedVideo) -> VideoOut:
+    return video_out(video)
 
 
 @router.get("/{video_id}/content", response_class=FileResponse)
-async def video_content(
-    video_id: IdPath, user: CurrentUser, services: ServicesDep, session: SessionDep
-) -> FileResponse:
+async def video_content(video: OwnedVideo, services: ServicesDep) -> FileResponse:
     """The verified copy; honours Range so browsers can seek while playing."""
-    video = await _owned_video(session, video_id, user)
     if video.state != VideoState.DONE or not video.local_path:
-        raise HTTPException(409, f"video {video_id} is not downloaded yet ({video.state})")
+        raise HTTPException(409, f"video {video.id} is not downloaded yet ({video.state})")
     path = services.store.absolute(video.local_path)
     if not path.is_file():
-        raise HTTPException(410, f"the copy of video {video_id} is no longer on disk")
+        raise HTTPException(410, f"the copy of video {video.id} is no longer on disk")
     media_type = _MEDIA_TYPES.get(path.suffix.lower(), "application/octet-stream")
     return FileResponse(
         path, media_type=media_type, filename=path.name, content_disposition_type="inline"
