@@ -9,7 +9,7 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 
 import pytest
-from sqlalchemy import create_engine, text
+from sqlalchemy import Engine, create_engine, text
 from sqlalchemy.engine import make_url
 
 from vpack.services import Services, build, prepare
@@ -22,9 +22,24 @@ BACKENDS = ["sqlite", "postgresql"] if PG_URL else ["sqlite"]
 def _pg_schema_url(schema: str) -> str:
     assert PG_URL is not None
     url = make_url(PG_URL).set(drivername="postgresql+psycopg")
-    return url.update_query_dict({"options": f"-csearch_path={schema}"}).render_as_string(
-        hide_password=False
-    )
+    # Named after its schema, so the teardown can find every connection a test left open.
+    query = {"options": f"-csearch_path={schema}", "application_name": schema}
+    return url.update_query_dict(query).render_as_string(hide_password=False)
+
+
+def _drop_schema(admin: Engine, schema: str) -> None:
+    """Drop a test's schema; a connection it left open (a killed worker's, a leak) cannot
+    hold the drop, and so the suite, waiting on its locks."""
+    with admin.begin() as conn:
+        conn.execute(
+            text(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+                " WHERE application_name = :schema AND pid <> pg_backend_pid()"
+            ),
+            {"schema": schema},
+        )
+        conn.execute(text("SET LOCAL lock_timeout = '30s'"))
+        conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
 
 
 @pytest.fixture(params=BACKENDS)
@@ -40,8 +55,7 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str
     try:
         yield _pg_schema_url(schema)
     finally:
-        with admin.begin() as conn:
-            conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
+        _drop_schema(admin, schema)
         admin.dispose()
 
 
