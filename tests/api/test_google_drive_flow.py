@@ -212,7 +212,10 @@ def test_connect_browse_sync_changes_and_faults(
     bad = _videos(browser, source)["order-1006.mp4"]
     assert bad["state"] != "done" and "md5" in bad["error"].lower()
     assert bad["local_path"] is None
-    assert browser.get(f"/api/videos/{bad['id']}/content").status_code == 409  # no copy yet
+    # No copy yet (409); on a slow machine the worker's retry may have landed since the
+    # read above, and then the copy is the verified one, never the corrupt bytes.
+    content = browser.get(f"/api/videos/{bad['id']}/content")
+    assert content.status_code == 409 or (content.status_code, content.content) == (200, other)
     _sync(browser, source, lambda v: v["order-1006.mp4"]["state"] == "done")
     assert _published(browser, _videos(browser, source)["order-1006.mp4"]) == other
 
