@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 from fastapi.testclient import TestClient
 
 from tests.api.conftest import ADMIN, Person, login
@@ -42,16 +43,34 @@ def test_requests_per_user_are_limited(api_settings: Settings) -> None:
 def test_a_nul_character_is_a_clear_422_and_changes_nothing(
     client: TestClient, admin: Person
 ) -> None:
-    """PostgreSQL stores no NUL in text (SQLite does): either way, no 500."""
+    """Refused at the edge on both databases (PostgreSQL could store none anyway)."""
     listed = client.get("/api/videos", params={"camera": "Cam\x001"}, headers=admin.auth)
-    assert listed.status_code in (200, 422), listed.text
-    if listed.status_code == 422:
-        assert "cannot store" in listed.json()["detail"]
+    assert listed.status_code == 422, listed.text
+    assert listed.json()["detail"][0]["loc"] == ["query", "camera"]
+    assert "NUL" in listed.json()["detail"][0]["msg"]
     made = client.post(
         "/api/connections",
         headers=admin.auth,
         json={"provider": "local", "name": "Shop\x00disk", "config": {}},
     )
-    assert made.status_code in (201, 422), made.text
-    names = [c["name"] for c in client.get("/api/connections", headers=admin.auth).json()]
-    assert names == (["Shop\x00disk"] if made.status_code == 201 else [])
+    assert made.status_code == 422, made.text
+    assert made.json()["detail"][0]["loc"] == ["body", "name"]
+    assert client.get("/api/connections", headers=admin.auth).json() == []
+
+
+def test_a_value_the_database_refuses_is_a_422_not_a_500(
+    client: TestClient, admin: Person, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The database's own refusal stays a 422 behind the edge's check (PostgreSQL only)."""
+    if not client.app.state.services.db.url.startswith("postgresql"):
+        pytest.skip("SQLite stores a NUL")
+    import vpack.api.edge as edge
+
+    monkeypatch.setattr(edge, "_UNSAFE", edge.re.compile("(?!)"))  # the edge lets all through
+    made = client.post(
+        "/api/connections",
+        headers=admin.auth,
+        json={"provider": "local", "name": "Shop\x00disk", "config": {}},
+    )
+    assert made.status_code == 422 and "cannot store" in made.json()["detail"], made.text
+    assert client.get("/api/connections", headers=admin.auth).json() == []

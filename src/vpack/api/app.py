@@ -7,11 +7,10 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
-from fastapi.responses import JSONResponse
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from vpack import __version__
 from vpack.api import errors
+from vpack.api.edge import BodyLimit, InputGuard, Unforeseen
 from vpack.api.routes import (
     audit,
     auth,
@@ -31,53 +30,6 @@ from vpack.services import build, prepare
 from vpack.settings import Settings, get_settings
 from vpack.sync.executors import LocalExecutor
 from vpack.sync.progress import LiveProgress
-
-
-class BodyLimit:
-    """Refuse request bodies over the limit (413) before any route reads them."""
-
-    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
-        self.app = app
-        self.max_bytes = max_bytes
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        declared = dict(scope["headers"]).get(b"content-length")
-        if declared is not None:
-            if not declared.isdigit() or int(declared) > self.max_bytes:
-                await self._refuse(scope, receive, send)
-                return
-            await self.app(scope, receive, send)
-            return
-        # No declared length (chunked): read it here, at most the limit, then replay.
-        body, more = b"", True
-        while more:
-            message = await receive()
-            if message["type"] != "http.request":
-                break
-            body += message.get("body", b"")
-            more = message.get("more_body", False)
-            if len(body) > self.max_bytes:
-                await self._refuse(scope, receive, send)
-                return
-        replayed = False
-
-        async def replay() -> Message:
-            nonlocal replayed
-            if replayed:
-                return await receive()
-            replayed = True
-            return {"type": "http.request", "body": body, "more_body": False}
-
-        await self.app(scope, replay, send)
-
-    async def _refuse(self, scope: Scope, receive: Receive, send: Send) -> None:
-        response = JSONResponse(
-            {"detail": f"request body too large (limit {self.max_bytes} bytes)"}, status_code=413
-        )
-        await response(scope, receive, send)
 
 
 def create_app(settings: Settings | None = None, *, run_worker: bool = True) -> FastAPI:
@@ -120,5 +72,7 @@ def create_app(settings: Settings | None = None, *, run_worker: bool = True) -> 
     for module in routers:
         app.include_router(module.router)
     mount_web(app)  # last: the web UI at `/` must never shadow an API route
-    app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
+    app.add_middleware(Unforeseen)
+    app.add_middleware(InputGuard)
+    app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)  # outermost: first
     return app
