@@ -11,6 +11,7 @@ from sqlalchemy.exc import DataError
 from vpack.providers.errors import (
     AuthExpired,
     BadConfig,
+    BadRequest,
     NotFound,
     Permanent,
     ProviderError,
@@ -23,7 +24,7 @@ log = logging.getLogger(__name__)
 
 
 def _status(exc: ProviderError) -> int:
-    if isinstance(exc, BadConfig):
+    if isinstance(exc, BadConfig | BadRequest):
         return 400
     if isinstance(exc, AuthExpired):
         return 409  # the connection, not this request, needs the user: reconnect

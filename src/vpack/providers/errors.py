@@ -52,3 +52,7 @@ class Permanent(ProviderError):
 
 class BadConfig(Permanent):
     """The connection or source settings are wrong (bad path, unknown bucket...)."""
+
+
+class BadRequest(Permanent):
+    """The request names what no listing gave: a page token or node id made up or mangled."""

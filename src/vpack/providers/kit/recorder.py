@@ -12,6 +12,7 @@ recordings, and how one recording becomes a RemoteVideo.
 from __future__ import annotations
 
 import logging
+import re
 import time
 from abc import abstractmethod
 from collections.abc import AsyncIterator
@@ -33,7 +34,8 @@ from vpack.providers.base import (
     ScanEvent,
     Waiting,
 )
-from vpack.providers.errors import BadConfig, Transient
+from vpack.providers.errors import BadConfig, BadRequest, Transient
+from vpack.providers.kit.paging import page_of
 
 log = logging.getLogger(__name__)
 
@@ -132,14 +134,9 @@ class RecorderProvider(Provider):
             return BrowsePage([Node(id=DEVICE_NODE, name=title, kind="device", selectable=False)])
         if node == DEVICE_NODE:
             channels = await self._channel_list()
-            start = int(page or 0)
-            size = self.features.page_size
-            nodes = [
-                Node(id=str(c.number), name=c.name, kind="channel")
-                for c in channels[start : start + size]
-            ]
-            more = start + size < len(channels)
-            return BrowsePage(nodes, next_page=str(start + size) if more else None)
+            chunk, next_page = page_of(channels, page, self.features.page_size)
+            nodes = [Node(id=str(c.number), name=c.name, kind="channel") for c in chunk]
+            return BrowsePage(nodes, next_page=next_page)
         channel = await self.channel(node.split("/", 1)[0])
         if "/" in node:
             return BrowsePage([])  # a day has no children
@@ -299,8 +296,11 @@ def parse_cursor(cursor: str | None) -> datetime | None:
 
 
 def _month(text: str) -> tuple[int, int]:
-    year, _, month = text.partition("-")
-    return int(year), int(month)
+    """A month as the day pages' tokens write it, YYYY-MM."""
+    found = re.fullmatch(r"(\d{4})-(0[1-9]|1[0-2])", text, re.ASCII)
+    if found is None:
+        raise BadRequest(f"{text!r} is not a page token this list gave")
+    return int(found[1]), int(found[2])
 
 
 def _month_text(month: tuple[int, int]) -> str:

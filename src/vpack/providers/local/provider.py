@@ -36,6 +36,7 @@ from vpack.providers.base import (
 )
 from vpack.providers.errors import BadConfig, NotFound, Transient
 from vpack.providers.kit.files import camera_folder, is_video_name
+from vpack.providers.kit.paging import page_of
 from vpack.providers.registry import register
 
 _RAW_PREFIX = "/b64:"  # a relative path never starts with "/", so this cannot clash
@@ -107,6 +108,7 @@ class LocalProvider(Provider):
         """The real path of `path`, refusing anything outside the configured roots."""
         if not os.path.isabs(path):
             raise BadConfig(f"not an absolute path: {path!r}")
+        _within_limits(path)
         real = Path(os.path.realpath(path))
         for root in self._roots():
             if real == root or root in real.parents:
@@ -151,15 +153,12 @@ class LocalProvider(Provider):
                     )
             except PermissionError:
                 raise BadConfig(f"cannot read folder {node}: permission denied") from None
-        start = int(page or 0)
-        size = self.features.page_size
-        chunk = names[start : start + size]
+        chunk, next_page = page_of(names, page, self.features.page_size)
         nodes = [
             Node(id=path, name=name, kind="folder", has_children=_has_subfolder(path))
             for name, path in chunk
         ]
-        more = start + size < len(names)
-        return BrowsePage(nodes=nodes, next_page=str(start + size) if more else None)
+        return BrowsePage(nodes=nodes, next_page=next_page)
 
     async def scan(
         self, selection: str, cursor: str | None, options: BaseModel
@@ -305,3 +304,27 @@ class _Walker:
             path=_display(rel),
             extra={"root": self.root_path},
         )
+
+
+# What the common file systems take in one name and in a whole path (Linux's NAME_MAX
+# and PATH_MAX): a longer one is refused before the OS answers ENAMETOOLONG.
+_NAME_MAX_BYTES, _PATH_MAX_BYTES = 255, 4096
+
+
+def _within_limits(path: str) -> None:
+    """Refuse a path no file system can hold, saying which part is at fault."""
+    if "\x00" in path:
+        raise BadConfig("a path cannot hold a NUL character")
+    try:
+        encoded = os.fsencode(path)
+    except UnicodeEncodeError:
+        raise BadConfig("a path must be valid text (it holds a lone surrogate)") from None
+    if len(encoded) > _PATH_MAX_BYTES:
+        raise BadConfig(f"a path is at most {_PATH_MAX_BYTES} bytes; this one is {len(encoded)}")
+    for name in encoded.split(b"/"):
+        if len(name) > _NAME_MAX_BYTES:
+            shown = os.fsdecode(name)[:40]
+            raise BadConfig(
+                f"the folder name {shown!r}… is {len(name)} bytes; a name is at most "
+                f"{_NAME_MAX_BYTES}"
+            )
