@@ -106,8 +106,13 @@ def read_session(settings: Settings, token: str) -> int:
             issuer=_ISSUER,
             options={"require": ["exp", "sub", "iss"]},
         )
-        return int(claims["sub"])
+        user_id = int(claims["sub"])
     except jwt.ExpiredSignatureError:
         raise AuthError("your session has expired: sign in again") from None
     except (jwt.InvalidTokenError, ValueError):
         raise AuthError("not signed in") from None
+    # Signed by us, yet no row can have that id: a token from another install, or forged
+    # with a leaked key. Refused here, not by the database overflowing an integer.
+    if not 0 < user_id < 2**31:
+        raise AuthError("not signed in")
+    return user_id

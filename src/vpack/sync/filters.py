@@ -7,12 +7,13 @@ the providers.
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime, time, tzinfo
+from datetime import UTC, datetime, time, tzinfo
 from fnmatch import fnmatchcase
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from vpack.bounds import Day
 from vpack.providers.base import RemoteVideo
 from vpack.providers.errors import BadConfig
 
@@ -41,7 +42,7 @@ class SourceFilters(BaseModel):
         title="Smallest size (MB)",
         description="Skip videos smaller than this: test clips, empty recordings.",
     )
-    since: date | None = Field(
+    since: Day | None = Field(
         default=None,
         title="From day",
         description="Skip videos recorded (or last changed) before this day, YYYY-MM-DD: "

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import datetime
-
 from fastapi import APIRouter, HTTPException, Query
 from fastapi.responses import FileResponse
 from sqlalchemy import select
@@ -11,6 +9,7 @@ from sqlalchemy import select
 from vpack.api.deps import CurrentUser, CursorQuery, IdQuery, ServicesDep, SessionDep, cursor_id
 from vpack.api.owned import OwnedVideo, owned
 from vpack.api.schemas import VideoOut, VideoPage
+from vpack.bounds import Moment
 from vpack.db.models import Source, Video, VideoState
 
 router = APIRouter(prefix="/api/videos", tags=["videos"])
@@ -58,8 +57,8 @@ async def list_videos(
     source_id: IdQuery | None = None,
     camera: str | None = Query(default=None, max_length=400),
     state: VideoState | None = None,
-    recorded_from: datetime | None = None,
-    recorded_to: datetime | None = None,
+    recorded_from: Moment | None = None,
+    recorded_to: Moment | None = None,
     cursor: CursorQuery = None,
     limit: int = Query(default=50, ge=1, le=500),
 ) -> VideoPage:

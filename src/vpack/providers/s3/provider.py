@@ -20,7 +20,7 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
-from pydantic import BaseModel, Field, SecretStr
+from pydantic import BaseModel, Field, SecretStr, field_validator
 
 from vpack.providers.base import (
     AuthKind,
@@ -108,6 +108,27 @@ class S3Config(BaseModel):
         description="Check the x-amz-checksum-* a download carries; turn off only for a "
         "store that sends wrong ones.",
     )
+
+    @field_validator("endpoint_url")
+    @classmethod
+    def _endpoint(cls, value: str | None) -> str | None:
+        """A full http(s) URL with a plain host, read before any check or request, so the
+        address the network rules judge is the one botocore then dials."""
+        if value is None or not value.strip():
+            return None
+        value = value.strip()
+        parts = urlsplit(value)
+        if parts.scheme not in ("http", "https"):
+            raise ValueError(f"{value!r} needs its scheme: https://{value}")
+        if not parts.hostname or "%" in parts.netloc or "@" in parts.netloc:
+            raise ValueError(f"{value!r} has no plain host name (like s3.example.com:9000)")
+        try:
+            parts.port  # noqa: B018 - raises on a port that is not a number below 65536
+        except ValueError:
+            raise ValueError(f"{value!r} has an invalid port") from None
+        if parts.query or parts.fragment:
+            raise ValueError(f"{value!r}: an endpoint has no ?query or #fragment")
+        return value
 
 
 class S3SourceOptions(BaseModel):
