@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 from sqlalchemy import text
 
 from vpack.db.session import make_sync_engine, migrate
@@ -43,7 +45,7 @@ def test_upgrade_keeps_sources_and_videos(database_url: str) -> None:
         names = conn.execute(text("SELECT selection_names FROM sources")).scalar()
         version = conn.execute(text("SELECT version_num FROM alembic_version")).scalar()
     engine.dispose()
-    assert version == "0003"
+    assert version == "0004"
     assert names in ("{}", {})  # JSON text on SQLite, a dict on PostgreSQL
 
 
@@ -61,5 +63,44 @@ def test_the_schema_head_named_in_code_is_alembics(database_url: str) -> None:
     migrate(database_url)  # not at the head: Alembic runs
     engine = make_sync_engine(database_url)
     with engine.begin() as conn:
-        assert conn.execute(text("SELECT version_num FROM alembic_version")).scalar() == "0003"
+        assert conn.execute(text("SELECT version_num FROM alembic_version")).scalar() == "0004"
     engine.dispose()
+
+
+def test_upgrade_repairs_values_no_answer_could_serve(database_url: str) -> None:
+    """Stored by a version without the edge's checks: a lone surrogate and a NUL in JSON,
+    a first day in year 1. After the upgrade they can be served and scanned."""
+    migrate(database_url, "0003")
+    engine = make_sync_engine(database_url)
+    with engine.begin() as conn:
+        conn.execute(
+            text(
+                "INSERT INTO connections (id, provider, name, config, status, created_at,"
+                " updated_at) VALUES (1, 'local', 'Local', :config, 'ok', '2025-01-01',"
+                " '2025-01-01')"
+            ),
+            {"config": '{"roots": ["/srv/cams\\u0000"]}'},
+        )
+        conn.execute(
+            text(
+                "INSERT INTO sources (id, connection_id, name, selections, selection_names,"
+                " cameras, options, filters, interval_s, cursors, status, created_at,"
+                " updated_at) VALUES (1, 1, 'shop', :selections, '{}', '{}', '{}', :filters,"
+                " 60, '{}', 'idle', '2025-01-01', '2025-01-01')"
+            ),
+            {
+                "selections": '["/srv/cams/Kho \\ud800", "/srv/cams/ok"]',
+                "filters": '{"since": "0001-01-01", "min_size_mb": 2}',
+            },
+        )
+    migrate(database_url)
+    with engine.begin() as conn:
+        row = conn.execute(text("SELECT selections, filters FROM sources")).one()
+        config = conn.execute(text("SELECT config FROM connections")).scalar()
+    engine.dispose()
+    selections, filters = (json.loads(v) if isinstance(v, str) else v for v in row)
+    config = json.loads(config) if isinstance(config, str) else config
+    assert selections == ["/srv/cams/Kho \ufffd", "/srv/cams/ok"]
+    assert filters == {"min_size_mb": 2}, "the impossible first day is dropped, the rest kept"
+    assert config == {"roots": ["/srv/cams\ufffd"]}
+    json.dumps(selections).encode()  # servable: no lone surrogate left
