@@ -21,7 +21,23 @@ Follows Hikvision's own documents:
   (XML_InputProxyChannelList, NVR digital channels); `/ISAPI/Streaming/channels`;
   `/ISAPI/System/deviceInfo`; `/ISAPI/System/time`; XML_ResponseStatus status codes
   1 OK, 2 Device Busy, 3 Device Error, 4 Invalid Operation, 5 Invalid XML Format,
-  6 Invalid XML Content, 7 Reboot Required.
+  6 Invalid XML Content, 7 Reboot Required; `GET /ISAPI/ContentMgmt/capabilities`
+  "Get storage capability" -> XML_RacmCap (§15.2.1), whose `isSupportIOInputProxy`
+  is returned "true" only where ContentMgmt/IOProxy is served (§13.1 I/O settings);
+  `GET /ISAPI/System/capabilities` -> XML_DeviceCap, with SysCap and
+  `isSupportSubscribeEvent` (§12, alarm/event subscription).
+- Hikvision's NVR web client (its device-served JavaScript) for DeviceCap's nodes:
+  SysCap/VideoCap/videoInputPortNums (analog inputs), RacmCap/inputProxyNums
+  (digital channels), RacmCap/isSupportIOInputProxy|isSupportIOOutputProxy,
+  EventCap/isSupportVideoLoss, isSupportSnapshot.
+- Intelligent Security API (Access Control on Person) Developer Guide §6.2.35,
+  §6.2.37: `GET /ISAPI/Event/triggers` -> EventTriggerList of EventTrigger {id
+  ("VMD-1"), eventType (VMD, videoloss, ...), eventDescription ("VMD Event trigger
+  Information"), videoInputChannelID, dynVideoInputChannelID,
+  EventTriggerNotificationList}; Device Network SDK (Behavior Analysis) Developer
+  Guide V6.1.4, XML_EventTriggerNotification {id, notificationMethod (center,
+  record, beep, ...), notificationRecurrence beginning, videoInputID (required
+  with "record")}.
 - `/ISAPI/Security/userCheck` and the illegal-login lock: a refused login answers
   401 with `userCheck` {statusValue, statusString, lockStatus lock|unlock,
   unlockTime (seconds), retryLoginTime (tries left)}.
@@ -44,7 +60,10 @@ Hikvision's 40-byte "IMKH" header before the MPEG-PS pack headers; the recording
 being written appears in searches with its end moving with the clock; retrying
 a wrong password during a lock starts the lock again. Choices of this emulator
 where nothing is documented: a missing file answers 404 with subStatusCode
-`notFound`; a user without playback rights gets 403 `lowPrivilege`.
+`notFound`; a user without playback rights gets 403 `lowPrivilege`; the
+capabilities advertise only what this emulator serves (no snapshots, no event
+subscription or alertStream, no IOProxy); every channel has motion detection,
+linked to the centre and to recording, and video loss, linked to the centre.
 
 Fault knobs: cut the next downloads after N bytes (dropped connection or a
 clean early end), slow every answer, answer Device Busy, lock the account.
@@ -171,6 +190,7 @@ class HikvisionDevice(Emulator):
         lock_after: int = 5,
         lock_seconds: float = 1800.0,
         lan_address: str = "192.168.1.64",
+        channel_capacity: int = 8,  # IP cameras the NVR takes: the "08" of DS-7608NI
         https: bool = False,
         cert_dir: Path | None = None,
     ) -> None:
@@ -190,6 +210,7 @@ class HikvisionDevice(Emulator):
         self.lock_after = lock_after
         self.lock_seconds = lock_seconds
         self.lan_address = lan_address
+        self.channel_capacity = channel_capacity if kind == "nvr" else 0
         self.realm = model
         self.https = https
         self.cert_dir = cert_dir
@@ -218,6 +239,8 @@ class HikvisionDevice(Emulator):
         if self.kind != "nvr":
             raise ValueError("a camera has one channel")
         with self._lock:
+            if len(self._channels) >= self.channel_capacity:
+                raise ValueError(f"the NVR takes {self.channel_capacity} cameras")
             number = max(self._channels, default=0) + 1
             self._channels[number] = Channel(number, name, f"192.168.254.{number + 1}")
             return number
@@ -363,11 +386,14 @@ class HikvisionDevice(Emulator):
             "/ISAPI/System/deviceInfo": (frozenset({"GET"}), self._device_info),
             "/ISAPI/System/time": (frozenset({"GET"}), self._time),
             "/ISAPI/System/status": (frozenset({"GET"}), self._device_status),
+            "/ISAPI/System/capabilities": (frozenset({"GET"}), self._device_cap),
+            "/ISAPI/Event/triggers": (frozenset({"GET"}), self._event_triggers),
             "/ISAPI/Security/userCheck": (frozenset({"GET"}), self._user_check_ok),
             "/ISAPI/Streaming/channels": (frozenset({"GET"}), self._streaming_channels),
             "/ISAPI/ContentMgmt/InputProxy/channels": (frozenset({"GET"}), self._proxy_channels),
             "/ISAPI/ContentMgmt/search": (frozenset({"POST"}), self._search),
             "/ISAPI/ContentMgmt/download": (self.download_methods, self._download),
+            "/ISAPI/ContentMgmt/capabilities": (frozenset({"GET"}), self._content_cap),
             "/ISAPI/ContentMgmt/download/capabilities": (frozenset({"GET"}), self._capabilities),
         }
         daily = re.fullmatch(r"/ISAPI/ContentMgmt/record/tracks/(\d+)/dailyDistribution", path)
@@ -560,6 +586,23 @@ class HikvisionDevice(Emulator):
         _sub(memory, "memoryAvailable", "300.5")
         return self._xml(root)
 
+    async def _device_cap(self, request: Request, user: User) -> Response:
+        """DeviceCap: only what this device answers is advertised, so a client that
+        probes by capability (Hikvision's own web client reads SysCap/VideoCap,
+        EventCap and RacmCap from here) goes nowhere the emulator does not serve."""
+        root = self._element("DeviceCap")
+        system = _sub(root, "SysCap")
+        video = _sub(system, "VideoCap")
+        # An NVR's cameras are digital channels (RacmCap/inputProxyNums), not analog inputs.
+        _sub(video, "videoInputPortNums", "1" if self.kind == "camera" else "0")
+        _sub(system, "isSupportSubscribeEvent", "false")  # no subscribeEventCap here
+        self._racm_cap(_sub(root, "RacmCap"))
+        events = _sub(root, "EventCap")
+        for tag in ("isSupportMotionDetection", "isSupportVideoLoss"):  # as in the triggers
+            _sub(events, tag, "true")
+        _sub(root, "isSupportSnapshot", "false")  # no Streaming/channels/<ID>/picture
+        return self._xml(root)
+
     async def _time(self, request: Request, user: User) -> Response:
         local = self.now().astimezone(self.tz)
         offset = local.utcoffset() or timedelta(0)
@@ -615,6 +658,33 @@ class HikvisionDevice(Emulator):
                 _sub(video, "enabled", "true")
                 _sub(video, "videoInputChannelID", str(channel.number))
                 _sub(video, "videoCodecType", "H.264")
+        return self._xml(root)
+
+    # ------------------------------------------------------------ events
+    async def _event_triggers(self, request: Request, user: User) -> Response:
+        """EventTriggerList: motion detection and video loss on every channel, as the
+        ISAPI guide's example lists them; motion notifies the centre and starts
+        recording that channel (videoInputID is required with "record")."""
+        root = self._element("EventTriggerList")
+        with self._lock:
+            numbers = sorted(self._channels)
+        for number in numbers:
+            for event, linkage in (("VMD", ("center", "record")), ("videoloss", ("center",))):
+                trigger = _sub(root, "EventTrigger")
+                _sub(trigger, "id", f"{event}-{number}")
+                _sub(trigger, "eventType", event)
+                _sub(trigger, "eventDescription", f"{event} Event trigger Information")
+                _sub(trigger, "videoInputChannelID", str(number))
+                if self.kind == "nvr":  # an NVR's channels are dynamic (IP) inputs
+                    _sub(trigger, "dynVideoInputChannelID", str(number))
+                actions = _sub(trigger, "EventTriggerNotificationList")
+                for method in linkage:
+                    action = _sub(actions, "EventTriggerNotification")
+                    _sub(action, "id", f"{method}-{number}" if method == "record" else method)
+                    _sub(action, "notificationMethod", method)
+                    _sub(action, "notificationRecurrence", "beginning")
+                    if method == "record":
+                        _sub(action, "videoInputID", str(number))
         return self._xml(root)
 
     # ------------------------------------------------------------ search
@@ -738,6 +808,18 @@ class HikvisionDevice(Emulator):
         _sub(root, "isSupportDownloadbyTime", "false")  # by file name only, as on many NVRs
         _sub(root, "isSupportTransCode", "false")
         return self._xml(root)
+
+    async def _content_cap(self, request: Request, user: User) -> Response:
+        root = self._element("RacmCap")
+        self._racm_cap(root)
+        return self._xml(root)
+
+    def _racm_cap(self, racm: ET.Element) -> None:
+        """RacmCap, the same whether asked alone or inside DeviceCap."""
+        _sub(racm, "inputProxyNums", str(self.channel_capacity))
+        # Not returned, or false, means unsupported: there is no ContentMgmt/IOProxy here.
+        _sub(racm, "isSupportIOInputProxy", "false")
+        _sub(racm, "isSupportIOOutputProxy", "false")
 
     async def _download(self, request: Request, user: User) -> Response:
         path = request.url.path

@@ -524,3 +524,97 @@ def test_nonces_past_their_lifetime_are_forgotten(nvr: HikvisionDevice) -> None:
         nvr.expire_nonces()
         http.get("/ISAPI/System/deviceInfo")
     assert len(nvr._nonces) == 1, "only the nonce just issued is kept"
+
+
+# ---------------------------------------------------------------- capabilities and events
+def test_capabilities_say_what_the_device_serves(nvr: HikvisionDevice) -> None:
+    with client(nvr) as http:
+        device = xml(http.get("/ISAPI/System/capabilities"))
+        storage = xml(http.get("/ISAPI/ContentMgmt/capabilities"))
+        io_proxy = http.get("/ISAPI/ContentMgmt/IOProxy/inputs")
+        subscribe = http.get("/ISAPI/Event/notification/subscribeEventCap")
+    assert device.tag == f"{{{ISAPI_NS}}}DeviceCap" and storage.tag == f"{{{ISAPI_NS}}}RacmCap"
+    assert text(device, "SysCap/VideoCap/videoInputPortNums") == "0", "an NVR has no analog input"
+    assert text(device, "EventCap/isSupportMotionDetection") == "true"
+    # RacmCap reads the same alone and inside DeviceCap.
+    embedded = device.find(f"{{{ISAPI_NS}}}RacmCap")
+    assert embedded is not None
+    assert [(e.tag, e.text) for e in embedded] == [(e.tag, e.text) for e in storage]
+    assert text(storage, "inputProxyNums") == "8"
+    # What is advertised as missing is missing.
+    assert text(storage, "isSupportIOInputProxy") == "false" and io_proxy.status_code == 403
+    assert text(device, "SysCap/isSupportSubscribeEvent") == "false"
+    assert subscribe.status_code == 403
+
+
+def test_an_nvr_takes_as_many_cameras_as_its_capability_says() -> None:
+    with HikvisionDevice(channel_capacity=2) as device:
+        device.add_channel("One")
+        device.add_channel("Two")
+        with pytest.raises(ValueError, match="takes 2 cameras"):
+            device.add_channel("Three")
+        with client(device) as http:
+            storage = xml(http.get("/ISAPI/ContentMgmt/capabilities"))
+    assert text(storage, "inputProxyNums") == "2"
+
+
+def test_a_camera_has_one_analog_input_and_no_digital_channels() -> None:
+    with HikvisionDevice(kind="camera") as camera, client(camera) as http:
+        device = xml(http.get("/ISAPI/System/capabilities"))
+    assert text(device, "SysCap/VideoCap/videoInputPortNums") == "1"
+    assert text(device, "RacmCap/inputProxyNums") == "0"
+
+
+def test_event_triggers_per_channel(nvr: HikvisionDevice) -> None:
+    with client(nvr) as http:
+        root = xml(http.get("/ISAPI/Event/triggers"))
+    assert root.tag == f"{{{ISAPI_NS}}}EventTriggerList"
+    triggers = {text(t, "id"): t for t in root}
+    assert sorted(triggers) == ["VMD-1", "VMD-2", "videoloss-1", "videoloss-2"]
+    motion = triggers["VMD-2"]
+    assert text(motion, "eventType") == "VMD"
+    assert text(motion, "videoInputChannelID") == text(motion, "dynVideoInputChannelID") == "2"
+    actions = motion.findall(f"{{{ISAPI_NS}}}EventTriggerNotificationList/*")
+    assert [text(a, "notificationMethod") for a in actions] == ["center", "record"]
+    assert text(actions[1], "videoInputID") == "2", "a record linkage names its channel"
+
+
+def test_pyhik_finds_the_motion_sensors_of_every_channel(nvr: HikvisionDevice) -> None:
+    """pyHik's HikCamera, as Home Assistant builds it: deviceInfo (Basic, then Digest
+    after the 401), then the triggers, which become its event states."""
+    from pyhik.hikvision import HikCamera
+
+    camera = HikCamera(nvr.base_url, usr="admin", pwd=PASSWORD)
+    assert camera.get_name == nvr.device_name
+    assert camera.get_id == str(uuid.uuid5(uuid.NAMESPACE_OID, nvr.serial))
+    assert camera.get_type == "NVR", "a trigger on channel 2 makes it an NVR"
+    states = camera.current_event_states
+    assert set(states) == {"Motion"}, "video loss is pyHik's watchdog, not a sensor"
+    assert [(on, channel) for on, channel, *_ in states["Motion"]] == [(False, 1), (False, 2)]
+    assert nvr.failed_logins == 0
+
+
+def test_pyhik_sees_a_single_camera() -> None:
+    from pyhik.hikvision import HikCamera
+
+    with HikvisionDevice(kind="camera", namespace=HIKVISION_NS) as device:
+        camera = HikCamera(device.base_url, usr="admin", pwd=PASSWORD)
+        assert camera.get_type == "CAM"
+        assert [channel for _, channel, *_ in camera.current_event_states["Motion"]] == [1]
+
+
+def test_pyhik_isapi_client_and_hikvisionapi_read_the_capabilities(nvr: HikvisionDevice) -> None:
+    from hikvisionapi import Client
+    from pyhik.isapi import ISAPIClient
+
+    isapi = ISAPIClient(nvr.base_url, username="admin", password=PASSWORD)
+    try:
+        device = isapi.custom_request("GET", "/ISAPI/System/capabilities")["DeviceCap"]
+    finally:
+        isapi.close()
+    assert device["RacmCap"]["inputProxyNums"] == "8"
+    cam = Client(nvr.base_url, "admin", PASSWORD, timeout=10)
+    storage = cam.ContentMgmt.capabilities(method="get")["RacmCap"]
+    assert storage["isSupportIOInputProxy"] == "false"
+    assert cam.System.capabilities(method="get")["DeviceCap"]["isSupportSnapshot"] == "false"
+    assert nvr.failed_logins == 0
