@@ -320,8 +320,10 @@ class HikvisionDevice(Emulator):
     def expire_nonces(self) -> None:
         """Every nonce issued so far goes stale, as after the device's nonce lifetime."""
         with self._lock:
+            # Not 0.0: the monotonic clock may itself be younger than the lifetime
+            # on a machine that has just booted.
             for challenge in self._nonces.values():
-                challenge.issued = 0.0
+                challenge.issued = float("-inf")
 
     # ------------------------------------------------------------ clock
     def now(self) -> datetime:

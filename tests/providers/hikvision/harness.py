@@ -19,7 +19,9 @@ class HikvisionHarness(Harness):
     capabilities = frozenset({TIME_INDEXED, CUT_STREAM, LOCKOUT, DEVICE_CLOCK})
 
     def __init__(self, base: Path) -> None:
-        self.device = HikvisionDevice().start()
+        # A large NVR (the DS-96256NI series takes 256 IP cameras), so the shared
+        # suite can page through more channels than one browse page holds.
+        self.device = HikvisionDevice(channel_capacity=256).start()
         self.recordings: dict[str, Recording] = {}
 
     def connection_config(self) -> dict[str, Any]:
