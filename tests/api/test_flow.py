@@ -6,6 +6,7 @@ import hashlib
 import os
 import time
 from collections.abc import Iterator
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -158,6 +159,36 @@ def test_video_paging_and_filters(live: TestClient, footage: Path) -> None:
     assert live.get("/api/videos", headers=auth, params={"state": "failed"}).json()["items"] == []
     assert live.get("/api/videos", headers=auth, params={"state": "bogus"}).status_code == 422
     assert live.get("/api/videos/9999", headers=auth).status_code == 404
+
+
+def test_a_source_whose_folder_went_needs_attention_until_it_is_back(
+    live: TestClient, footage: Path
+) -> None:
+    live.post("/api/setup", json={"email": ADMIN[0], "password": ADMIN[1]})
+    auth = {"Authorization": f"Bearer {login(live, *ADMIN)}"}
+    live.cookies.clear()
+    folder = footage / "cam"
+    folder.mkdir()
+    source = local_source(live, auth, folder)
+    folder.rmdir()  # the share was unmounted
+    status = f"/api/sources/{source['id']}/status"
+    wait_for(lambda: live.get(status, headers=auth).json()["state"] == "attention")
+    (listed,) = live.get("/api/sources", headers=auth).json()
+    assert listed["status"] == "attention" and "does not exist" in listed["last_error"]
+    booked = datetime.fromisoformat(listed["next_scan_at"])
+    assert booked - datetime.fromisoformat(listed["last_scan_at"]) >= timedelta(minutes=59)
+
+    clip = folder / "order-9.mp4"
+    folder.mkdir()
+    clip.write_bytes(b"video")
+    os.utime(clip, (time.time() - 3600,) * 2)
+    changed = live.patch(
+        f"/api/sources/{source['id']}", headers=auth, json={"options": {"settle_seconds": 1}}
+    )
+    assert changed.status_code == 200, changed.text
+    # Changed settings are tried at once, not after the hour's wait.
+    wait_for(lambda: live.get(status, headers=auth).json()["counts"].get("done") == 1)
+    assert live.get(status, headers=auth).json()["state"] in ("idle", "syncing", "scanning")
 
 
 def test_live_events_show_only_ones_own_progress(live: TestClient, footage: Path) -> None:

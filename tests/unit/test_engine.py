@@ -191,7 +191,8 @@ async def test_sync_records_runs_and_scan_errors(services: Services, tmp_path: P
         source = await session.get(Source, source_id)
     assert [r.status for r in runs] == ["ok", "failed"]
     assert runs[0].downloaded == 1 and runs[0].bytes == 3 and runs[1].error
-    assert source is not None and source.status == SourceStatus.ERROR
+    # Its folder is gone: a setting the user must look at, not a passing error.
+    assert source is not None and source.status == SourceStatus.ATTENTION
     assert source.next_scan_at is not None and source.next_scan_at > datetime.now(UTC)
 
 

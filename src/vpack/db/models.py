@@ -114,6 +114,9 @@ class SourceStatus(enum.StrEnum):
     SYNCING = "syncing"
     PAUSED = "paused"  # rate limited or waiting for reauth
     ERROR = "error"
+    # Its own settings (or its connection's) stop every scan: a folder gone, a bucket
+    # renamed, options no longer valid. Tried again rarely, and at once when changed.
+    ATTENTION = "attention"
 
 
 class VideoState(enum.StrEnum):

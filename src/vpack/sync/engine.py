@@ -33,7 +33,7 @@ from vpack.db.models import (
 )
 from vpack.db.session import Database
 from vpack.providers.base import Checkpoint, Found, Provider, RemoteVideo, Removed, Waiting
-from vpack.providers.errors import AuthExpired, ProviderError, RateLimited
+from vpack.providers.errors import AuthExpired, BadConfig, ProviderError, RateLimited
 from vpack.providers.registry import source_options
 from vpack.security import audit
 from vpack.security.audit import Action
@@ -212,17 +212,25 @@ class SyncEngine:
             )
             await self._finish_scan(source, SourceStatus.PAUSED, tally.error)
             return tally
-        provider = await self.provider_for(connection)
-        options = source_options(connection.provider, source.options)
         await self._set_source_status(
             source_id,
             SourceStatus.SCANNING,
             next_scan_at=utcnow() + timedelta(seconds=source.interval_s),
         )
         try:
+            provider = await self.provider_for(connection)
+            options = source_options(connection.provider, source.options)
             provider.begin_scan()
             for selection in source.selections:
                 await self._scan_selection(source, provider, selection, options, tally, found)
+        except BadConfig as exc:
+            # The settings are wrong, not the moment: retrying each interval would only
+            # repeat the same message, so it waits for the user (or a long while).
+            tally.error = str(exc)
+            await self._finish_scan(
+                source, SourceStatus.ATTENTION, tally.error, wait=self._attention_wait(source)
+            )
+            return tally
         except ProviderError as exc:
             tally.error = str(exc)
             status = (
@@ -433,10 +441,23 @@ class SyncEngine:
                 )
         return len(gone)
 
-    async def _finish_scan(self, source: Source, status: str, error: str | None) -> None:
+    def _attention_wait(self, source: Source) -> float:
+        """Seconds to the next try of a source whose settings failed, doubling per failure."""
+        previous = None
+        if source.status == SourceStatus.ATTENTION and source.last_scan_at and source.next_scan_at:
+            previous = (source.next_scan_at - source.last_scan_at).total_seconds()
+        return self.policy.attention_wait(source.interval_s, previous)
+
+    async def _finish_scan(
+        self, source: Source, status: str, error: str | None, *, wait: float | None = None
+    ) -> None:
+        """Record the scan's outcome and book the next one `wait` seconds on (default:
+        the source's interval)."""
         now = utcnow()
+        # An unchanged "needs attention" is audited once, not at every retry.
+        newly_attention = status == SourceStatus.ATTENTION and source.status != status
         async with self.db.transaction() as session:
-            if error is not None and status == SourceStatus.ERROR:
+            if error is not None and (status == SourceStatus.ERROR or newly_attention):
                 audit.record(
                     session,
                     Action.SYNC_FAILED,
@@ -456,7 +477,7 @@ class SyncEngine:
                     # that arrived meanwhile cleared it, and must not be lost.
                     next_scan_at=case(
                         (Source.next_scan_at.is_(None), None),
-                        else_=now + timedelta(seconds=source.interval_s),
+                        else_=now + timedelta(seconds=wait or source.interval_s),
                     ),
                 )
             )

@@ -17,11 +17,25 @@ class RetryPolicy:
     base_seconds: float = 30.0
     cap_seconds: float = 6 * 3600.0
     rate_limit_default_seconds: float = 60.0
+    # A source whose settings fail waits at least this long, doubling up to the cap:
+    # a NAS that comes back is found again, a typo does not fill the log every tick.
+    attention_first_seconds: float = 3600.0
+    attention_cap_seconds: float = 24 * 3600.0
 
     def backoff(self, attempts: int) -> float:
         """Exponential with full jitter (AWS architecture blog's recommendation)."""
         ceiling = min(self.cap_seconds, self.base_seconds * (2 ** max(0, attempts - 1)))
         return random.uniform(ceiling / 2, ceiling)
+
+    def attention_wait(self, interval_s: float, previous_wait: float | None) -> float:
+        """Seconds until a source that needs attention is tried again on its own.
+
+        `previous_wait` is the wait after its last failed scan, if that one failed
+        the same way."""
+        first = max(float(interval_s), self.attention_first_seconds)
+        if previous_wait is None:
+            return min(first, self.attention_cap_seconds)
+        return min(max(first, previous_wait * 2), self.attention_cap_seconds)
 
 
 @dataclass(frozen=True)

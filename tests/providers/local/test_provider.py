@@ -85,6 +85,17 @@ async def test_non_utf8_names_round_trip(tmp_path: Path) -> None:
     assert b"".join([c async for c in _provider(tmp_path).open(video)]) == b"bytes"
 
 
+async def test_browse_offers_only_folders_a_request_can_name(tmp_path: Path) -> None:
+    os.makedirs(os.fsencode(tmp_path) + b"/bad\xff cam")
+    (tmp_path / "good cam").mkdir()
+    _write(Path(os.fsdecode(os.fsencode(tmp_path) + b"/bad\xff cam/a.mp4")))
+    provider = _provider(tmp_path)
+    page = await provider.browse(str(tmp_path))
+    assert [n.name for n in page.nodes] == ["good cam"]
+    (video,) = _found(await _scan(tmp_path)).values()  # its parent's scan still takes it
+    assert decode_relpath(video.remote_id) == b"bad\xff cam/a.mp4"
+
+
 async def test_unreadable_sub_folder_does_not_hide_the_rest(tmp_path: Path) -> None:
     _write(tmp_path / "ok" / "a.mp4")
     events = await _scan(tmp_path)

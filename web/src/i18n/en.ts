@@ -51,6 +51,7 @@ export const en = {
   "state.syncing": "Syncing",
   "state.paused": "Paused",
   "state.error": "Error",
+  "state.attention": "Needs attention",
   "source.lastSync": "Last sync",
   "source.nextSync": "Next sync",
   "source.never": "Never",
@@ -66,6 +67,8 @@ export const en = {
     "The account behind this source needs you to sign in again. Syncing is paused until you reconnect.",
   "source.connectionProblem": "The connection has a problem:",
   "source.lastProblem": "Last problem:",
+  "source.attention":
+    "Its settings stop it from syncing. Change them in Settings, or press Sync now once the folder is back; until then it tries again only now and then.",
   "source.waitingFirst": "The first sync starts in a moment.",
   "progress.label": "Sync progress",
   "progress.scanning": "Looking for new videos…",

@@ -53,6 +53,7 @@ export const vi: Record<MessageKey, string> = {
   "state.syncing": "Đang đồng bộ",
   "state.paused": "Tạm dừng",
   "state.error": "Lỗi",
+  "state.attention": "Cần xem lại",
   "source.lastSync": "Lần đồng bộ trước",
   "source.nextSync": "Lần đồng bộ tới",
   "source.never": "Chưa bao giờ",
@@ -68,6 +69,8 @@ export const vi: Record<MessageKey, string> = {
     "Tài khoản của nguồn này cần bạn đăng nhập lại. Việc đồng bộ tạm dừng cho đến khi bạn kết nối lại.",
   "source.connectionProblem": "Kết nối đang gặp sự cố:",
   "source.lastProblem": "Sự cố gần nhất:",
+  "source.attention":
+    "Cài đặt của nguồn này đang ngăn việc đồng bộ. Hãy sửa trong Cài đặt, hoặc bấm Đồng bộ ngay khi thư mục đã trở lại; trong lúc chờ, hệ thống chỉ thử lại thỉnh thoảng.",
   "source.waitingFirst": "Lần đồng bộ đầu tiên sẽ bắt đầu ngay.",
   "progress.label": "Tiến độ đồng bộ",
   "progress.scanning": "Đang tìm video mới…",

@@ -235,6 +235,11 @@ function SourceCard({ source, connection, provider, status, live, now, openedAt,
           <span className="detail">{connection.status_detail}</span>
         </div>
       )}
+      {source.status === "attention" && (
+        <div className="note note-warn" role="status" data-testid="needs-attention">
+          {t("source.attention")}
+        </div>
+      )}
       {source.last_error && (
         <div className="note note-error" data-testid="last-error">
           <strong>{t("source.lastProblem")} </strong>

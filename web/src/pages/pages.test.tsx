@@ -140,6 +140,26 @@ describe("Dashboard", () => {
     );
   });
 
+  it("says when a source's own settings stop it, and what to do", async () => {
+    api.on("GET", "/api/sources", [
+      source({ status: "attention", last_error: "folder does not exist: /srv/cams" }),
+    ]);
+    api.on("GET", "/api/connections", [connection()]);
+    api.on("GET", "/api/providers", [S3]);
+    render(
+      <I18nProvider initial="vi">
+        <Dashboard />
+      </I18nProvider>,
+    );
+    const card = (await screen.findByRole("heading", { name: "Kho Thủ Đức" })).closest("li")!;
+    expect(within(card).getByTestId("source-state").textContent).toBe("Cần xem lại");
+    expect(within(card).getByTestId("needs-attention").textContent).toContain("Cài đặt");
+    expect(within(card).getByTestId("last-error").textContent).toContain("folder does not exist");
+    expect((within(card).getByRole("button", { name: "Đồng bộ ngay" }) as HTMLButtonElement).disabled).toBe(
+      false,
+    );
+  });
+
   it("asks for a reconnect when the account needs signing in again", async () => {
     api.on("GET", "/api/sources", [source()]);
     api.on("GET", "/api/connections", [

@@ -95,6 +95,9 @@ async def create_source(
     return await _source_out(session, await owned_source(session, source_id, user))
 
 
+_WHAT_A_SCAN_READS = frozenset({"selections", "cameras", "filters", "options"})
+
+
 @router.get("", response_model=list[SourceOut])
 async def list_sources(user: CurrentUser, session: SessionDep) -> list[SourceOut]:
     query = owned(
@@ -137,6 +140,11 @@ async def change_source(
         )
     if "name" in changes:
         stored["name"] = changes["name"].strip()
+    rescan = bool(changes.keys() & _WHAT_A_SCAN_READS)
+    if rescan:
+        # New settings are tried at once: a source that needed attention (a folder
+        # gone, an option refused) need not wait out its long retry.
+        stored["next_scan_at"] = None
     async with services.db.transaction() as tx:
         if stored:
             await tx.execute(update(Source).where(Source.id == source.id).values(**stored))
@@ -149,6 +157,8 @@ async def change_source(
             ip=client_ip(request),
             fields=sorted(changes),
         )
+    if rescan:
+        _nudge(request)
     await session.refresh(source)
     return await _source_out(session, source)
 

@@ -149,7 +149,9 @@ class LocalProvider(Provider):
                     names = sorted(
                         (e.name, os.path.join(folder, e.name))
                         for e in it
-                        if not e.name.startswith(".") and e.is_dir(follow_symlinks=False)
+                        if not e.name.startswith(".")
+                        and _is_text(e.name)
+                        and e.is_dir(follow_symlinks=False)
                     )
             except PermissionError:
                 raise BadConfig(f"cannot read folder {node}: permission denied") from None
@@ -213,6 +215,17 @@ def _take(iterator: Iterator[ScanEvent], n: int) -> list[ScanEvent]:
         if len(out) >= n:
             break
     return out
+
+
+def _is_text(name: str) -> bool:
+    """False for a name whose bytes are not UTF-8 (held as lone surrogates): no answer
+    or request can carry it as a node id, so such a folder is picked through its
+    parent, whose scan copies it like any other."""
+    try:
+        name.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def _has_subfolder(path: str) -> bool:
