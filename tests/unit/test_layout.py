@@ -105,8 +105,21 @@ def test_no_module_imports_itself_in_a_circle() -> None:
     assert not circles, " ; ".join(" -> ".join(c) for c in circles)
 
 
+def test_route_modules_do_not_import_each_other() -> None:
+    """What two routes share lives in vpack.api.actions (or below), not in a handler."""
+    routes = SRC / "api" / "routes"
+    crossings = [
+        f"{_module(p)} imports {m}"
+        for p in routes.glob("*.py")
+        for m in _all_imports(p)
+        if m.startswith("vpack.api.routes") and m != _module(p)
+    ]
+    assert not crossings
+
+
 def test_the_layout_check_sees_a_crossing() -> None:
     """The checks above read what they claim to read (a check that cannot fail proves nothing)."""
     s3 = _all_imports(PROVIDERS / "s3" / "provider.py")
     assert "vpack.providers.s3.listing" in s3 and _provider_of("vpack.providers.local.provider")
     assert "vpack.providers.errors" in _graph()["vpack.security.destinations"]
+    assert "vpack.api.actions" in _all_imports(SRC / "api" / "routes" / "cloud.py")

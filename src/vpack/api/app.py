@@ -18,6 +18,7 @@ from vpack.api.routes import (
     connections,
     events,
     health,
+    oauth,
     providers,
     sources,
     users,
@@ -68,7 +69,19 @@ def create_app(settings: Settings | None = None, *, run_worker: bool = True) -> 
         redoc_url=None,
     )
     errors.install(app)
-    routers = (health, auth, users, providers, connections, cloud, sources, videos, audit, events)
+    routers = (
+        health,
+        auth,
+        users,
+        providers,
+        connections,
+        oauth,
+        cloud,
+        sources,
+        videos,
+        audit,
+        events,
+    )
     for module in routers:
         app.include_router(module.router)
     mount_web(app)  # last: the web UI at `/` must never shadow an API route

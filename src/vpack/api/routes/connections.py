@@ -5,9 +5,10 @@ from __future__ import annotations
 from fastapi import APIRouter, Query, Request, status
 from sqlalchemy import select
 
+from vpack.api.actions import browse_connection
 from vpack.api.deps import CurrentUser, IdPath, ServicesDep, SessionDep, client_ip
 from vpack.api.owned import OwnedConnection, owned, owned_connection
-from vpack.api.schemas import BrowseOut, ConnectionOut, NewConnection, NodeOut
+from vpack.api.schemas import BrowseOut, ConnectionOut, NewConnection
 from vpack.db.models import Connection, ConnectionStatus, Source
 from vpack.providers.base import AuthKind
 from vpack.providers.errors import AuthExpired, BadConfig
@@ -136,21 +137,4 @@ async def browse(
     """Children of `node` (the top when absent) for the lazy tree, one page at a time."""
     # Not OwnedConnection: after `node` and `page` are validated (see vpack.api.owned).
     connection = await owned_connection(session, connection_id, user)
-    provider = services.connections.build(connection)
-    try:
-        result = await provider.browse(node or None, page or None)
-    finally:
-        await provider.aclose()
-    return BrowseOut(
-        nodes=[
-            NodeOut(
-                id=n.id,
-                name=n.name,
-                kind=n.kind,
-                has_children=n.has_children,
-                selectable=n.selectable,
-            )
-            for n in result.nodes
-        ],
-        next_page=result.next_page,
-    )
+    return await browse_connection(services, connection, node, page)

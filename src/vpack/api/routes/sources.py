@@ -8,6 +8,7 @@ from fastapi import APIRouter, Query, Request, status
 from sqlalchemy import func, select, update
 
 from vpack import catalog
+from vpack.api.actions import create_owned_source, nudge, start_sync
 from vpack.api.deps import CurrentUser, IdPath, ServicesDep, SessionDep, client_ip
 from vpack.api.owned import OwnedSource, owned, owned_connection, owned_source
 from vpack.api.schemas import (
@@ -91,7 +92,7 @@ async def create_source(
         cameras=body.cameras,
         filters=body.filters.model_dump(mode="json", exclude_defaults=True),
     )
-    _nudge(request)
+    nudge(request)
     return await _source_out(session, await owned_source(session, source_id, user))
 
 
@@ -158,7 +159,7 @@ async def change_source(
             fields=sorted(changes),
         )
     if rescan:
-        _nudge(request)
+        nudge(request)
     await session.refresh(source)
     return await _source_out(session, source)
 
@@ -230,60 +231,3 @@ async def source_status(
         last_scan_at=source.last_scan_at,
         next_scan_at=source.next_scan_at,
     )
-
-
-async def create_owned_source(
-    request: Request,
-    services: ServicesDep,
-    user: CurrentUser,
-    *,
-    connection_id: int,
-    name: str,
-    selections: list[str],
-    options: dict[str, Any],
-    interval_s: int,
-    cameras: dict[str, str] | None = None,
-    filters: dict[str, Any] | None = None,
-    via: str = "sources",
-) -> int:
-    """Validate and store a source of the user's, audited, and sync it soon."""
-    source_id = await catalog.add_source(
-        services.db,
-        services.connections,
-        connection_id=connection_id,
-        name=name,
-        selections=selections,
-        options=options,
-        interval_s=interval_s,
-        cameras=cameras,
-        owner_id=user.id,
-        filters=filters,
-    )
-    async with services.db.transaction() as tx:
-        audit.record(
-            tx,
-            Action.SOURCE_CREATED,
-            user_id=user.id,
-            target_type="source",
-            target_id=source_id,
-            ip=client_ip(request),
-            name=name,
-            connection_id=connection_id,
-            via=via,
-        )
-    _nudge(request)
-    return source_id
-
-
-async def start_sync(request: Request, services: ServicesDep, source_id: int) -> None:
-    """Scan now and retry failed videos; the background worker picks it up at once."""
-    await services.engine.requeue([source_id])
-    async with services.db.transaction() as tx:
-        await tx.execute(update(Source).where(Source.id == source_id).values(next_scan_at=None))
-    _nudge(request)
-
-
-def _nudge(request: Request) -> None:
-    executor = request.app.state.executor
-    if executor is not None:
-        executor.sync_soon()
