@@ -318,6 +318,33 @@ def test_msal_confidential_client_on_a_work_tenant(
     assert unknown.status_code == 400 and aad_error(unknown, 90002)
 
 
+def test_consent_page_when_not_auto_approved(
+    tls: tuple[Path, Path, Path], raw: httpx.Client
+) -> None:
+    with _emulator(tls, auto_approve=False) as od:
+        page = raw.get(
+            od.authorize_url("consumers"),
+            params={
+                "client_id": CLIENT_ID,
+                "response_type": "code",
+                "redirect_uri": REDIRECT,
+                "scope": "Files.Read offline_access",
+                "state": "s",
+                "code_challenge": _CHALLENGE,
+                "code_challenge_method": "S256",
+            },
+        )
+        assert page.status_code == 200 and "Files.Read offline_access" in page.text
+        request_id = page.text.split('name="request" value="')[1].split('"')[0]
+        action = od.authorize_url("consumers")
+        allowed = raw.post(action, data={"request": request_id, "decision": "allow"})
+        code = parse_qs(urlsplit(allowed.headers["location"]).query)["code"][0]
+        assert exchange(od, raw, code, _VERIFIER, tenant="consumers").status_code == 200
+        replayed = raw.post(action, data={"request": request_id, "decision": "allow"})
+        assert replayed.status_code == 400  # one answer per sign-in request
+        raw.close()  # keep-alive connections would hold the server's shutdown
+
+
 def test_identity_platform_errors(od: OneDriveEmulator, raw: httpx.Client) -> None:
     query = authorize(od, raw)
     assert exchange(od, raw, query["code"][0], _VERIFIER).status_code == 200
@@ -477,7 +504,7 @@ def test_delta_pages_to_a_delta_link_then_only_changes(
     od.update_file(changed, b"DDDDDD")
     od.rename(kept, "a-renamed.mp4")
     od.rename(kept, "a-final.mp4")
-    later, _ = all_pages(graph, quiet["@odata.deltaLink"])
+    later, later_pages = all_pages(graph, quiet["@odata.deltaLink"])
     by_id = {i["id"]: i for i in later}
     assert by_id[cams]["name"] == "Cameras"
     assert day in by_id  # the parent of changed items comes along
@@ -489,6 +516,10 @@ def test_delta_pages_to_a_delta_link_then_only_changes(
     assert by_id[kept]["name"] == "a-final.mp4"  # renamed twice: once, newest name
     assert by_id[kept]["cTag"] == first_ctag[kept]  # metadata only: same content tag
     assert [i["id"] for i in later].count(kept) == 1
+
+    od.delete(day)  # a folder with files still in it: each comes back deleted
+    emptied, _ = all_pages(graph, later_pages[-1]["@odata.deltaLink"])
+    assert {i["id"] for i in emptied if "deleted" in i} == {day, kept, changed}
 
     no_parents = graph.get(
         quiet["@odata.deltaLink"], headers={"deltaExcludeParent": "true"}
