@@ -19,7 +19,7 @@ from vpack.db.models import Source, SourceStatus, SyncRun, Video, VideoState
 from vpack.providers.base import Checkpoint, Found
 from vpack.providers.local.provider import LocalProvider
 from vpack.services import Services
-from vpack.sync import engine
+from vpack.sync import downloads
 from vpack.sync.progress import ProgressSink
 
 
@@ -207,7 +207,7 @@ async def test_a_scan_racing_another_adds_each_video_once(
     async def saw_nothing_yet(session, source_id, videos):  # type: ignore[no-untyped-def]
         return list(videos)  # as if another worker's rows were not committed when it looked
 
-    monkeypatch.setattr(services.engine, "_unknown", saw_nothing_yet)
+    monkeypatch.setattr(services.engine.scanner, "_unknown", saw_nothing_yet)
     second = await services.engine.scan_source(source_id)
     assert (first.new, second.new) == (1, 1)  # only b.mp4 is new; a.mp4 hit the unique key
     assert sorted(v.name for v in await _rows(services)) == ["a.mp4", "b.mp4"]
@@ -320,7 +320,7 @@ async def test_a_sync_whose_downloads_fail_stops_its_scan(
         raise RuntimeError("the database went away")
 
     monkeypatch.setattr(LocalProvider, "scan", endless_listing)
-    monkeypatch.setattr(services.engine, "claim", broken_claim)
+    monkeypatch.setattr(services.engine.claims, "claim", broken_claim)
     # The timeout only ends a wait that would otherwise never end.
     with pytest.raises(ExceptionGroup) as failed:
         await asyncio.wait_for(services.engine.sync(), 30)
@@ -416,13 +416,13 @@ async def test_removed_source_keeps_or_purges_files(services: Services, tmp_path
 async def test_claims_grow_while_they_bring_only_small_files(
     services: Services, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    big = engine.SMALL_BELOW
+    big = downloads.SMALL_BELOW
     for i in range(620):
         _write(tmp_path / "src" / f"a{i:03d}.mp4", i.to_bytes(2, "big") * 8)
     _write(tmp_path / "src" / "b.mp4", os.urandom(big))
     source_id = await _add(services, tmp_path / "src")
     await services.engine.scan_source(source_id)
-    claim = services.engine.claim
+    claim = services.engine.claims.claim
     claims: list[tuple[int, list[int | None]]] = []
 
     async def watched(limit, **kwargs):  # type: ignore[no-untyped-def]
@@ -430,17 +430,17 @@ async def test_claims_grow_while_they_bring_only_small_files(
         claims.append((limit, [c.size for c in taken]))
         return taken
 
-    monkeypatch.setattr(services.engine, "claim", watched)
+    monkeypatch.setattr(services.engine.claims, "claim", watched)
     tallies = await services.engine.run_downloads()
     assert tallies[source_id].downloaded == 621 and tallies[source_id].failed == 0
     assert len(_published(services)) == 621
     assert sum(len(sizes) for _, sizes in claims) == 621  # each file claimed once
-    base = max(engine.CLAIM_BATCH, services.settings.concurrency * 2)
+    base = max(downloads.CLAIM_BATCH, services.settings.concurrency * 2)
     assert claims[0][0] == base
     for (limit, sizes), (following, _) in itertools.pairwise(claims):
         if big in sizes:  # a claim that brought a big file: back to the first size
             assert following == base
         else:  # only small ones: twice as many next time, up to the cap
-            assert following == min(limit * 2, engine.SMALL_CLAIM_BATCH)
-    assert engine.SMALL_CLAIM_BATCH in [limit for limit, _ in claims]
+            assert following == min(limit * 2, downloads.SMALL_CLAIM_BATCH)
+    assert downloads.SMALL_CLAIM_BATCH in [limit for limit, _ in claims]
     assert any(big in sizes for _, sizes in claims[:-1]), "the big file came before the end"
