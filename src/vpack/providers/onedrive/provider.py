@@ -106,8 +106,10 @@ class _Resync(Permanent):
     """Graph's 410 resyncRequired: the delta token is dead, enumerate again."""
 
 
-class _UrlDead(Transient):
-    """The pre-authenticated download URL is refused (expired): ask for a new one."""
+class _UrlDead(ProviderError):
+    """The pre-authenticated download URL is refused (expired): ask for a new one.
+
+    Not a Transient, so the HTTP layer does not retry the dead URL itself."""
 
 
 def _graph_error(response: httpx.Response) -> tuple[str, str]:
@@ -561,24 +563,31 @@ class OneDriveProvider(Provider):
     async def _read(
         self, video: RemoteVideo, start: int, headers: dict[str, str] | None = None
     ) -> AsyncGenerator[bytes, None]:
-        """Bytes from `start`, a fresh download URL whenever one is refused or a body
-        breaks off (it may have expired mid-file), resuming where the bytes stopped."""
+        """Bytes from `start`, resuming where they stopped when a body breaks off (same
+        URL first: no Graph request) and with a fresh URL when one is refused (it
+        expired, possibly mid-file)."""
         position, failures = start, 0
+        url = self._urls.pop(video.remote_id, None)
         while True:
-            url = self._urls.pop(video.remote_id, None) or await self._download_url(video)
+            url = url or await self._download_url(video)
             try:
                 async for chunk in ranged_read(
                     self.downloads, url, position, video.name, headers=dict(headers or {})
                 ):
                     position += len(chunk)
                     yield chunk
-                self._urls[video.remote_id] = url
                 return
-            except Transient as exc:
+            except (Transient, _UrlDead) as exc:
                 failures += 1
-                if exc.restart or failures >= INLINE_RETRIES:
+                if isinstance(exc, _UrlDead):
+                    url = None
+                elif exc.restart:
                     raise
-                log.info("%s: %s; asking for a new download URL", video.name, exc)
+                if failures >= INLINE_RETRIES:
+                    if url:
+                        self._urls[video.remote_id] = url  # the next attempt tries it first
+                    raise Transient(f"{video.name}: {exc}") from None
+                log.info("%s: %s; reading on from byte %d", video.name, exc, position)
 
     async def _hash_prefix(self, video: RemoteVideo, offset: int) -> Any:
         """QuickXorHash of the first `offset` bytes, for a read resumed from a `.part`
