@@ -11,6 +11,7 @@ from tests.conformance.harness import CAPABILITIES, Harness
 from tests.providers.google_drive.harness import GoogleDriveHarness
 from tests.providers.hikvision.harness import HikvisionHarness
 from tests.providers.local.harness import LocalHarness
+from tests.providers.onedrive.harness import OneDriveHarness
 from tests.providers.s3.harness import S3Harness
 
 _NOBODY = "no-provider-has-this-capability"
@@ -21,6 +22,7 @@ HARNESSES: dict[str, tuple[frozenset[str], Callable[[Path], Harness]]] = {
     "s3": (S3Harness.capabilities, S3Harness),
     "hikvision": (HikvisionHarness.capabilities, HikvisionHarness),
     "google_drive": (GoogleDriveHarness.capabilities, GoogleDriveHarness),
+    "onedrive": (OneDriveHarness.capabilities, OneDriveHarness),
 }
 
 

@@ -33,6 +33,9 @@ class HashKind(enum.StrEnum):
     MD5 = "md5"
     SHA1 = "sha1"
     SHA256 = "sha256"
+    # Microsoft's QuickXorHash (OneDrive), base64 rather than hex. The engine cannot
+    # compute it, so the provider checks it while reading and `expected_hash` says None.
+    QUICKXOR = "quickxor"
 
 
 @dataclass(frozen=True)

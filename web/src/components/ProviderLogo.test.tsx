@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { pictureOf } from "./ProviderLogo";
+import { colourOf, pictureOf } from "./ProviderLogo";
 
 describe("pictureOf", () => {
   it("draws a camera for recordings on channels, whatever the sign-in", () => {
@@ -12,5 +12,13 @@ describe("pictureOf", () => {
     expect(pictureOf({ auth: "oauth2", features: { time_indexed: false } })).toBe("cloud");
     expect(pictureOf({ auth: "none", features: {} })).toBe("folder");
     expect(pictureOf({ auth: "something new", features: {} })).toBe("folder");
+  });
+});
+
+describe("colourOf", () => {
+  it("gives OneDrive its blue and every other provider a colour from its name", () => {
+    expect(colourOf("onedrive")).toBe("#0078d4");
+    expect(colourOf("google_drive")).toMatch(/^hsl\(/);
+    expect(colourOf("google_drive")).toBe(colourOf("google_drive"));
   });
 });

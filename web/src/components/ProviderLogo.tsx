@@ -24,6 +24,15 @@ function hue(name: string): number {
   return h;
 }
 
+// Providers people know by their own colour and mark (drawn here, no vendor artwork).
+const BRANDS: Record<string, { colour: string; mark: "filled-cloud" }> = {
+  onedrive: { colour: "#0078d4", mark: "filled-cloud" },
+};
+
+export function colourOf(name: string): string {
+  return BRANDS[name]?.colour ?? `hsl(${hue(name)} 55% 42%)`;
+}
+
 export function ProviderLogo({
   provider,
   size = 40,
@@ -32,7 +41,8 @@ export function ProviderLogo({
   size?: number;
 }) {
   const picture = pictureOf(provider);
-  const colour = `hsl(${hue(provider.name)} 55% 42%)`;
+  const colour = colourOf(provider.name);
+  const brand = BRANDS[provider.name];
   return (
     <svg className="logo" width={size} height={size} viewBox="0 0 40 40" aria-hidden="true">
       <rect width="40" height="40" rx="9" fill={colour} />
@@ -45,7 +55,17 @@ export function ProviderLogo({
           <path d="M10 13l2.5 15c.4 2 15 2 15 0L30 13" strokeLinejoin="round" />
         </g>
       )}
-      {picture === "cloud" && (
+      {brand?.mark === "filled-cloud" && (
+        // Two overlapping rounded clouds, the front one white: OneDrive's shape, our drawing.
+        <g data-mark="onedrive">
+          <path
+            d="M11 25a5 5 0 0 1 1.5-9.8A7.5 7.5 0 0 1 26.4 13 6 6 0 0 1 31 19H17a6 6 0 0 0-6 6z"
+            fill="#9fd4ff"
+          />
+          <path d="M14 30a5 5 0 0 1 0-10 7 7 0 0 1 13.2-1.8A5.9 5.9 0 1 1 28.1 30z" fill="#fff" />
+        </g>
+      )}
+      {!brand && picture === "cloud" && (
         <path
           d="M13 28h15a6 6 0 0 0 0-12 8 8 0 0 0-15 2 5 5 0 0 0 0 10z"
           fill="none"

@@ -19,11 +19,10 @@ import logging
 import os
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
-from datetime import datetime
-from typing import Any, Literal
+from typing import Any
 
 import httpx
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict
 
 from vpack.providers.base import (
     AuthKind,
@@ -47,8 +46,8 @@ from vpack.providers.errors import (
     RateLimited,
     Transient,
 )
-from vpack.providers.kit.change_feed import FeedExpired, FeedPage, walk_then_follow
-from vpack.providers.kit.files import is_video_name
+from vpack.providers.kit.change_feed import FeedExpired, FeedPage, RoundMemo, walk_then_follow
+from vpack.providers.kit.files import FolderSourceOptions, is_video_name, parse_time
 from vpack.providers.kit.http import ApiClient, new_client, ranged_read, retry_after_seconds
 from vpack.providers.kit.oauth import OAuthDefaults, env_name
 from vpack.providers.registry import register
@@ -72,12 +71,8 @@ class DriveConfig(BaseModel):
     model_config = ConfigDict(extra="ignore")
 
 
-class DriveSourceOptions(BaseModel):
-    cameras_from: Literal["subfolders", "selection"] = Field(
-        default="subfolders",
-        description="subfolders: each sub-folder of a selected folder is a camera "
-        "(Project/Area/Cam1, Cam2...); selection: the selected folder is one camera.",
-    )
+class DriveSourceOptions(FolderSourceOptions):
+    pass  # where cameras come from: the kit's folder-store options
 
 
 def _quoted(value: str) -> str:
@@ -197,7 +192,7 @@ class GoogleDriveProvider(Provider):
         self.api = ApiClient(self.http, describe_error, tokens=self.tokens)
         # The endpoint override is for emulators and proxies, like the OAuth URLs.
         self.base = (os.environ.get(env_name(self.name, "API_URL")) or API_URL).rstrip("/")
-        self._memo: dict[tuple[str, ...], Any] = {}
+        self._memo = RoundMemo()
 
     def _url(self, path: str) -> str:
         return f"{self.base}/drive/v3/{path}"
@@ -367,12 +362,8 @@ class GoogleDriveProvider(Provider):
         self._memo.clear()
 
     async def _memoized(self, key: tuple[str, ...], path: str, params: dict[str, str]) -> Any:
-        """Drive's feed is account-wide: a source with several selections reads each page
-        once per scan round, not once per selection. Kept for one round only, because
-        the feed's last page grows."""
-        if key not in self._memo:
-            self._memo[key] = await self._get(path, **params)
-        return self._memo[key]
+        """Drive's feed is account-wide: each page once per scan round (RoundMemo)."""
+        return await self._memo.get(key, lambda: self._get(path, **params))
 
     async def _apply(
         self, tree: _Tree, change: dict[str, Any], options: DriveSourceOptions
@@ -404,7 +395,7 @@ class GoogleDriveProvider(Provider):
     def _video(self, item: dict[str, Any], camera: str) -> RemoteVideo:
         md5 = item.get("md5Checksum")
         size = int(item["size"]) if item.get("size") is not None else None
-        modified = _time(item.get("modifiedTime"))
+        modified = parse_time(item.get("modifiedTime"))
         return RemoteVideo(
             remote_id=str(item["id"]),
             # The content digest, not `version`: a rename bumps the version but needs no copy.
@@ -425,12 +416,3 @@ class GoogleDriveProvider(Provider):
 
 
 _FLAGS = {"supportsAllDrives": "true"}
-
-
-def _time(value: Any) -> datetime | None:
-    if not value:
-        return None
-    try:
-        return datetime.fromisoformat(str(value).replace("Z", "+00:00"))
-    except ValueError:
-        return None

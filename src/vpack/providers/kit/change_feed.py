@@ -12,13 +12,31 @@ are idempotent, so nothing is copied twice.
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Hashable
 from dataclasses import dataclass
 from typing import Any, Protocol, TypeVar
 
 from vpack.providers.base import Checkpoint, ScanEvent
 
 log = logging.getLogger(__name__)
+
+
+class RoundMemo:
+    """Feed pages read once per scan round. A feed that is account- or drive-wide serves
+    every selection of a source: each page is asked for once per round, not once per
+    selection. Kept for one round only (`clear` from `Provider.begin_scan`), because the
+    feed's last page grows."""
+
+    def __init__(self) -> None:
+        self._kept: dict[Hashable, Any] = {}
+
+    def clear(self) -> None:
+        self._kept.clear()
+
+    async def get(self, key: Hashable, fetch: Callable[[], Awaitable[Any]]) -> Any:
+        if key not in self._kept:
+            self._kept[key] = await fetch()
+        return self._kept[key]
 
 
 class FeedExpired(Exception):
@@ -57,7 +75,7 @@ async def walk_then_follow(
     token); `apply` turns one change into events, updating the state."""
     if state is not None:
         try:
-            async for event in _follow(state, page_from, apply):
+            async for event in follow(state, page_from, apply):
                 yield event
             return
         except FeedExpired as exc:
@@ -68,11 +86,15 @@ async def walk_then_follow(
     yield Checkpoint(cursor=fresh.dump())
 
 
-async def _follow(
+async def follow(
     state: StateT,
     page_from: Callable[[str], Awaitable[FeedPage]],
     apply: Callable[[StateT, Any], AsyncIterator[ScanEvent]],
 ) -> AsyncIterator[ScanEvent]:
+    """The feed from `state.token` to its last page for now, a Checkpoint after each.
+
+    Also a `walk` for stores whose first listing is the feed itself (OneDrive's delta
+    from no token enumerates the whole drive, page by page, ending in a live token)."""
     while True:
         page = await page_from(state.token)
         for change in page.changes:

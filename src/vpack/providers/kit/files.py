@@ -4,7 +4,10 @@ files — which names are videos, and which camera a file belongs to."""
 from __future__ import annotations
 
 import posixpath
-from typing import AnyStr
+from datetime import datetime
+from typing import Any, AnyStr, Literal
+
+from pydantic import BaseModel, Field
 
 # The extensions VPACK itself accepts, plus recorders' exports (shared/PROVIDERS.md).
 VIDEO_EXTENSIONS = frozenset(
@@ -27,3 +30,23 @@ def camera_folder(relative: AnyStr) -> AnyStr | None:
     sep = b"/" if isinstance(relative, bytes) else "/"
     first, found, _ = relative.partition(sep)
     return first if found and first else None
+
+
+class FolderSourceOptions(BaseModel):
+    """Per-source options of cloud folder stores (Drive, OneDrive): where cameras come from."""
+
+    cameras_from: Literal["subfolders", "selection"] = Field(
+        default="subfolders",
+        description="subfolders: each sub-folder of a selected folder is a camera "
+        "(Project/Area/Cam1, Cam2...); selection: the selected folder is one camera.",
+    )
+
+
+def parse_time(value: Any) -> datetime | None:
+    """An RFC 3339 stamp as cloud APIs send it ('Z' for UTC); None when absent or unreadable."""
+    if not value:
+        return None
+    try:
+        return datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+    except ValueError:
+        return None

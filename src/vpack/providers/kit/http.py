@@ -142,11 +142,15 @@ class ApiClient:
         *,
         stream: bool = False,
         idempotent: bool = True,
+        redirect: bool = False,
         **kwargs: Any,
     ) -> httpx.Response:
         """A successful (2xx) response, or the vendor's error as a typed ProviderError.
 
-        With `stream=True` the caller must close the response (`await r.aclose()`).
+        With `redirect=True` a 3xx carrying a Location is an answer too (a download
+        endpoint that points at a pre-signed URL: its target is for the caller to read,
+        without our credentials). With `stream=True` the caller must close the
+        response (`await r.aclose()`).
         """
         policy = self.policy
         for attempt in range(1, policy.attempts + 1):
@@ -159,7 +163,9 @@ class ApiClient:
                     raise
                 await asyncio.sleep(policy.backoff(attempt))
                 continue
-            if response.is_success:
+            if response.is_success or (
+                redirect and response.is_redirect and "location" in response.headers
+            ):
                 return response
             await response.aread()
             await response.aclose()

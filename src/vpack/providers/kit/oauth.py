@@ -66,6 +66,12 @@ class OAuthDefaults:
     extra_authorize_params: Mapping[str, str] = field(default_factory=dict)
     client_secret_required: bool = False  # Google web clients; Dropbox PKCE needs none
     refresh_with_scope: bool = False  # Microsoft wants `scope` on refresh requests too
+    # The `{tenant}` segment of the URLs (Microsoft's common / organizations / consumers /
+    # a tenant id), which the operator may set with VPACK_<PROVIDER>_TENANT.
+    tenant: str | None = None
+    # Scopes asked for only when the operator turns a switch on: env key -> scopes
+    # (OneDrive's DOCUMENT_LIBRARIES -> Sites.Read.All).
+    optional_scopes: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -86,6 +92,11 @@ class OAuthSpec:
 def env_name(provider: str, key: str) -> str:
     """`google_drive`, `CLIENT_ID` -> `VPACK_GOOGLE_DRIVE_CLIENT_ID`."""
     return f"VPACK_{re.sub(r'[^A-Z0-9]+', '_', provider.upper())}_{key}"
+
+
+def env_flag(environ: Mapping[str, str], name: str) -> bool:
+    """An on/off environment switch: 1, true, yes or on (any case) is on."""
+    return (environ.get(name) or "").strip().lower() in {"1", "true", "yes", "on"}
 
 
 def spec_from_env(
@@ -111,14 +122,24 @@ def spec_from_env(
         raise BadConfig(
             f"{provider} needs a client secret: set {env_name(provider, 'CLIENT_SECRET')}"
         )
+    tenant = get("TENANT") or defaults.tenant
+
+    def url(key: str, default: str) -> str:
+        chosen = get(key) or default
+        return chosen.replace("{tenant}", tenant) if tenant else chosen
+
+    scopes = list(defaults.scopes)
+    for switch, wanted in defaults.optional_scopes.items():
+        if env_flag(env, env_name(provider, switch)):
+            scopes += [s for s in wanted if s not in scopes]
     return OAuthSpec(
         provider=provider,
-        authorize_url=get("AUTH_URL") or defaults.authorize_url,
-        token_url=get("TOKEN_URL") or defaults.token_url,
+        authorize_url=url("AUTH_URL", defaults.authorize_url),
+        token_url=url("TOKEN_URL", defaults.token_url),
         client_id=client_id,
         client_secret=client_secret,
         redirect_uri=f"{settings.public_url.rstrip('/')}/api/cloud/{provider}/oauth/callback",
-        scopes=list(defaults.scopes),
+        scopes=scopes,
         extra_authorize_params=dict(defaults.extra_authorize_params),
         refresh_with_scope=defaults.refresh_with_scope,
     )

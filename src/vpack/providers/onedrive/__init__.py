@@ -1,0 +1,1 @@
+"""Microsoft OneDrive (personal and business) and SharePoint document libraries."""
