@@ -1,0 +1,1 @@
+"""The Dropbox emulator and its self-tests (driven by Dropbox's own Python SDK)."""
