@@ -33,9 +33,8 @@ class HashKind(enum.StrEnum):
     MD5 = "md5"
     SHA1 = "sha1"
     SHA256 = "sha256"
-    # Microsoft's QuickXorHash (OneDrive), base64 rather than hex. The engine cannot
-    # compute it, so the provider checks it while reading and `expected_hash` says None.
-    QUICKXOR = "quickxor"
+    QUICKXOR = "quickxor"  # Microsoft's QuickXorHash (OneDrive), base64 rather than hex
+    DROPBOX = "dropbox"  # Dropbox's content_hash: SHA-256 of the 4 MiB blocks' SHA-256s
 
 
 @dataclass(frozen=True)

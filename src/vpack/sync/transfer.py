@@ -13,18 +13,13 @@ import time
 from collections.abc import Callable, Sequence
 from io import FileIO
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TypeVar
 
 from vpack import media
 from vpack.providers.base import BlockingReader, Features, HashKind, Provider, RemoteVideo
 from vpack.providers.errors import Transient
-from vpack.sync import durability
+from vpack.sync import durability, hashes
 
-_HASHERS: dict[HashKind, Callable[[], Any]] = {
-    HashKind.MD5: hashlib.md5,
-    HashKind.SHA1: hashlib.sha1,
-    HashKind.SHA256: hashlib.sha256,
-}
 _REHASH_BYTES = 4 * 1024 * 1024
 # How many videos of a batch of small ones are hinted ahead of the one being read
 # (Provider.read_ahead).
@@ -56,7 +51,7 @@ class _Digests:
 
     def __init__(self, kind: HashKind) -> None:
         self.sha256 = hashlib.sha256()
-        self.remote = _HASHERS[kind]() if kind in _HASHERS and kind != HashKind.SHA256 else None
+        self.remote = hashes.hasher(kind) if kind != HashKind.SHA256 else None
 
     def update(self, data: bytes | memoryview) -> None:
         # hashlib drops the GIL for large buffers, so this runs beside the event loop.
@@ -68,7 +63,7 @@ class _Digests:
         if kind == HashKind.SHA256:
             return self.sha256.hexdigest()
         assert self.remote is not None
-        return str(self.remote.hexdigest())
+        return self.remote.text()
 
 
 def _hash_file(path: Path, digests: _Digests) -> int:
@@ -188,10 +183,10 @@ class _Staging:
             )
         if kind != HashKind.NONE and expected_hash:
             got = self.digests.remote_hex(kind)
-            if got.lower() != expected_hash.lower():
+            if not hashes.same(kind, got, expected_hash):
                 self.part.unlink(missing_ok=True)
                 raise Transient(
-                    f"{video.path or video.name}: {kind} mismatch "
+                    f"{video.path or video.name}: {hashes.LABELS.get(kind, kind.value)} mismatch "
                     f"(source says {expected_hash}, received {got})"
                 )
         sha256 = self.digests.sha256.hexdigest()

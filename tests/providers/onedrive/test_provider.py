@@ -212,12 +212,6 @@ async def test_a_wrong_hash_is_never_published(services: Services, od: OneDriveH
     assert not list(services.store.staging_dir.iterdir()), "the bad bytes are dropped"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="the engine (sync/transfer.py) cannot hash QuickXorHash, so a resume from a .part "
-    "this process did not write hashes the server's prefix, not the .part's: closes once "
-    "the engine feeds the .part to a QuickXorHash as it does for MD5",
-)
 async def test_a_resume_from_a_part_another_process_left_is_still_hash_checked(
     services: Services, od: OneDriveHarness
 ) -> None:

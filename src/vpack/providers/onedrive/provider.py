@@ -25,9 +25,8 @@ a rename or move fetches nothing on either kind of drive.
 
 Downloads: `/content` answers 302 to a pre-authenticated URL, read with Range and
 without our token; a URL refused (expired, about an hour) is asked for afresh and the
-read resumes where it stopped. The engine knows no QuickXorHash, so this module checks
-it over the bytes it hands out (`expected_hash` is None) and refuses to end a read
-whose bytes do not match.
+read resumes where it stopped. The engine checks size and QuickXorHash over the whole
+staged file (sync/hashes.py), so a `.part` resumed from any process is checked too.
 """
 
 from __future__ import annotations
@@ -36,13 +35,11 @@ import base64
 import json
 import logging
 import os
-from collections import OrderedDict
 from collections.abc import AsyncGenerator, AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
-import quickxorhash
 from pydantic import BaseModel, ConfigDict
 
 from vpack.providers.base import (
@@ -89,7 +86,6 @@ PAGE = 1000  # the largest $top community clients use; Graph does not document o
 ITEM_FIELDS = "id,name,size,cTag,eTag,file,folder,root,deleted,parentReference,lastModifiedDateTime"
 SITES_SCOPE = "Sites.Read.All"
 INLINE_RETRIES = 3  # fresh download URLs asked for within one read before giving up
-_KEPT_HASHES = 64  # reads broken off mid-file whose hashing can go on in this process
 
 
 class OneDriveConfig(BaseModel):
@@ -247,11 +243,6 @@ class _Feed:
                 return False
             current, steps = entry[0], steps + 1
         return True
-
-
-# Reads broken off mid-file, by (drive, item, revision): (bytes read, QuickXorHash so far).
-# Module-wide, because the engine retries with a new provider instance.
-_PARTIAL: OrderedDict[tuple[str, str, str], tuple[int, Any]] = OrderedDict()
 
 
 @register
@@ -547,7 +538,7 @@ class OneDriveProvider(Provider):
 
     # ------------------------------------------------------------ bytes
     def expected_hash(self, video: RemoteVideo) -> str | None:
-        return None  # QuickXorHash is checked here, while reading (see open)
+        return video.hash  # QuickXorHash, checked by the engine over the whole `.part`
 
     async def _download_url(self, video: RemoteVideo) -> str:
         drive = str(video.extra.get("drive") or "")
@@ -589,60 +580,12 @@ class OneDriveProvider(Provider):
                     raise Transient(f"{video.name}: {exc}") from None
                 log.info("%s: %s; reading on from byte %d", video.name, exc, position)
 
-    async def _hash_prefix(self, video: RemoteVideo, offset: int) -> Any:
-        """QuickXorHash of the first `offset` bytes, for a read resumed from a `.part`
-        this process did not read: read them again (only the engine could hash the
-        `.part` itself; see the module docstring)."""
-        hasher = quickxorhash.quickxorhash()
-        have = 0
-        stream = self._read(video, 0, headers={"Range": f"bytes=0-{offset - 1}"})
-        try:
-            async for chunk in stream:
-                chunk = chunk[: offset - have]
-                hasher.update(chunk)
-                have += len(chunk)
-                if have >= offset:
-                    break
-        finally:
-            await stream.aclose()
-        if have != offset:
-            raise Transient(f"{video.name}: could not re-read the first {offset} bytes")
-        return hasher
-
     def open(self, video: RemoteVideo, offset: int = 0) -> AsyncIterator[bytes]:
         return self._open(video, offset)
 
     async def _open(self, video: RemoteVideo, offset: int) -> AsyncIterator[bytes]:
-        key = (str(video.extra.get("drive") or ""), video.remote_id, video.revision)
-        kept = _PARTIAL.pop(key, None)
-        if offset == 0:
-            hasher = quickxorhash.quickxorhash()
-        elif kept is not None and kept[0] == offset:
-            hasher = kept[1]
-        else:
-            hasher = await self._hash_prefix(video, offset)
-        position = offset
-        try:
-            async for chunk in self._read(video, offset):
-                hasher.update(chunk)
-                position += len(chunk)
-                yield chunk
-        except BaseException:
-            if position > 0:  # the engine resumes from here: hashing goes on from here
-                _PARTIAL[key] = (position, hasher)
-                while len(_PARTIAL) > _KEPT_HASHES:
-                    _PARTIAL.popitem(last=False)
-            raise
-        if video.size is not None and position < video.size:
-            _PARTIAL[key] = (position, hasher)
-            raise Transient(f"{video.name}: the download ended at {position} of {video.size}")
-        got = _b64(hasher.digest())
-        if video.hash and got != video.hash:
-            raise Transient(
-                f"{video.path or video.name}: QuickXorHash mismatch "
-                f"(OneDrive says {video.hash}, received {got})",
-                restart=True,
-            )
+        async for chunk in self._read(video, offset):
+            yield chunk
 
 
 def _slim(item: dict[str, Any]) -> dict[str, Any]:
