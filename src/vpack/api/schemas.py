@@ -187,6 +187,28 @@ class VideoPage(BaseModel):
     next_cursor: str | None
 
 
+class FeedItem(BaseModel):
+    """One published video, as a consumer such as VPACK's pipeline takes it."""
+
+    seq: int = Field(description="its place in publish order; pass the last one back as after")
+    id: int
+    source_id: int
+    camera: str
+    name: str
+    path: str = Field(description="absolute path of the verified copy on the server")
+    content_url: str = Field(description="the copy over HTTP, with Range")
+    size: int | None
+    sha256: str | None
+    recorded_start: datetime | None
+    recorded_end: datetime | None
+    published_at: datetime | None
+
+
+class FeedPage(BaseModel):
+    items: list[FeedItem]
+    after: int = Field(description="where the next call starts; unchanged when nothing is new")
+
+
 class AuditOut(BaseModel):
     model_config = ConfigDict(from_attributes=True)
 

@@ -190,6 +190,7 @@ class Video(Base):
         UniqueConstraint("source_id", "remote_id", "revision", name="uq_videos_identity"),
         Index("ix_videos_source_state", "source_id", "state"),
         Index("ix_videos_state_due", "state", "next_attempt_at"),
+        Index("ix_videos_published_seq", "published_seq", unique=True),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -224,6 +225,18 @@ class Video(Base):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
     downloaded_at: Mapped[datetime | None]
+    # Its place in publish order (the hand-off feed): given under FeedCounter's row
+    # lock in the transaction that marks it done, so numbers commit in order.
+    published_seq: Mapped[int | None] = mapped_column(BigInteger)
+
+
+class FeedCounter(Base):
+    """The last publish number given out; one row, locked by each publishing commit."""
+
+    __tablename__ = "feed_counter"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    last_seq: Mapped[int] = mapped_column(BigInteger)
 
 
 class SyncRun(Base):

@@ -12,7 +12,7 @@ from typing import Any, cast
 
 from sqlalchemy import Table, bindparam, update
 
-from vpack.db.models import Video, VideoState, utcnow
+from vpack.db.models import FeedCounter, Video, VideoState, utcnow
 from vpack.db.session import Database
 from vpack.store import Placement, VideoStore
 from vpack.sync import durability
@@ -74,8 +74,24 @@ class Publisher:
             return
         await asyncio.to_thread(self._link_all, items)
         async with self.db.transaction() as session:
+            # The counter's row stays locked until this commits, so the next group
+            # numbers after it only once it is visible: a feed reader that has seen
+            # number n can never later find a smaller one appear.
+            last = (
+                await session.execute(
+                    update(FeedCounter)
+                    .where(FeedCounter.id == 1)
+                    .values(last_seq=FeedCounter.last_seq + len(items))
+                    .returning(FeedCounter.last_seq)
+                )
+            ).scalar_one()
+            first = last - len(items) + 1
             await session.execute(
-                _MARK_DONE, [{"done_id": item.video_id, **item.values} for item in items]
+                _MARK_DONE,
+                [
+                    {"done_id": item.video_id, **item.values, "published_seq": first + i}
+                    for i, item in enumerate(items)
+                ],
             )
         await asyncio.to_thread(self._unlink_parts, items)
 

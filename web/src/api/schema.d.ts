@@ -413,6 +413,30 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/videos/feed": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Video Feed
+         * @description Published videos oldest first, from just after `after`.
+         *
+         *     A consumer stores the `after` it was given and passes it back: each video comes
+         *     once, in order, across restarts on either side; none published by a slower
+         *     concurrent commit is skipped (numbers are given out under one row lock).
+         */
+        get: operations["video_feed_api_videos_feed_get"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/videos/{video_id}": {
         parameters: {
             query?: never;
@@ -575,6 +599,55 @@ export interface components {
             items: string[];
             /** Name */
             name?: string | null;
+        };
+        /**
+         * FeedItem
+         * @description One published video, as a consumer such as VPACK's pipeline takes it.
+         */
+        FeedItem: {
+            /**
+             * Seq
+             * @description its place in publish order; pass the last one back as after
+             */
+            seq: number;
+            /** Id */
+            id: number;
+            /** Source Id */
+            source_id: number;
+            /** Camera */
+            camera: string;
+            /** Name */
+            name: string;
+            /**
+             * Path
+             * @description absolute path of the verified copy on the server
+             */
+            path: string;
+            /**
+             * Content Url
+             * @description the copy over HTTP, with Range
+             */
+            content_url: string;
+            /** Size */
+            size: number | null;
+            /** Sha256 */
+            sha256: string | null;
+            /** Recorded Start */
+            recorded_start: string | null;
+            /** Recorded End */
+            recorded_end: string | null;
+            /** Published At */
+            published_at: string | null;
+        };
+        /** FeedPage */
+        FeedPage: {
+            /** Items */
+            items: components["schemas"]["FeedItem"][];
+            /**
+             * After
+             * @description where the next call starts; unchanged when nothing is new
+             */
+            after: number;
         };
         /** HTTPValidationError */
         HTTPValidationError: {
@@ -1736,6 +1809,39 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["VideoPage"];
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
+    video_feed_api_videos_feed_get: {
+        parameters: {
+            query?: {
+                after?: number;
+                source_id?: number | null;
+                limit?: number;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["FeedPage"];
                 };
             };
             /** @description Validation Error */

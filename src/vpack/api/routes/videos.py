@@ -8,7 +8,7 @@ from sqlalchemy import select
 
 from vpack.api.deps import CurrentUser, CursorQuery, IdQuery, ServicesDep, SessionDep, cursor_id
 from vpack.api.owned import OwnedVideo, owned
-from vpack.api.schemas import VideoOut, VideoPage
+from vpack.api.schemas import FeedItem, FeedPage, VideoOut, VideoPage
 from vpack.bounds import Moment
 from vpack.db.models import Source, Video, VideoState
 
@@ -82,6 +82,47 @@ async def list_videos(
     return VideoPage(
         items=[video_out(v) for v in rows], next_cursor=str(rows[-1].id) if more and rows else None
     )
+
+
+@router.get("/feed", response_model=FeedPage)
+async def video_feed(
+    user: CurrentUser,
+    session: SessionDep,
+    services: ServicesDep,
+    after: int = Query(default=0, ge=0, le=2**62),
+    source_id: IdQuery | None = None,
+    limit: int = Query(default=100, ge=1, le=1000),
+) -> FeedPage:
+    """Published videos oldest first, from just after `after`.
+
+    A consumer stores the `after` it was given and passes it back: each video comes
+    once, in order, across restarts on either side; none published by a slower
+    concurrent commit is skipped (numbers are given out under one row lock)."""
+    query = owned(select(Video).join(Source), Source.owner_id, user).where(
+        Video.published_seq > after
+    )
+    if source_id is not None:
+        query = query.where(Video.source_id == source_id)
+    rows = (await session.execute(query.order_by(Video.published_seq).limit(limit))).scalars()
+    items = [
+        FeedItem(
+            seq=v.published_seq,
+            id=v.id,
+            source_id=v.source_id,
+            camera=v.camera,
+            name=v.name,
+            path=str(services.store.absolute(v.local_path or "")),
+            content_url=f"/api/videos/{v.id}/content",
+            size=v.size,
+            sha256=v.sha256,
+            recorded_start=v.recorded_start,
+            recorded_end=v.recorded_end,
+            published_at=v.downloaded_at,
+        )
+        for v in rows
+        if v.published_seq is not None
+    ]
+    return FeedPage(items=items, after=items[-1].seq if items else after)
 
 
 @router.get("/{video_id}", response_model=VideoOut)
