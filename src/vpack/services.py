@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 from vpack.connections import ConnectionManager
 from vpack.db.session import Database, migrate
+from vpack.handoff.deliverer import Deliverer
 from vpack.security.vault import ensure_key_file
 from vpack.settings import Settings
 from vpack.store import VideoStore
@@ -19,6 +20,7 @@ class Services:
     store: VideoStore
     engine: SyncEngine
     connections: ConnectionManager
+    deliverer: Deliverer
 
     async def aclose(self) -> None:
         await self.engine.aclose()
@@ -41,4 +43,5 @@ def build(settings: Settings) -> Services:
     )
     connections = ConnectionManager(db, settings)
     engine = SyncEngine(db, store, settings, connections)
-    return Services(settings, db, store, engine, connections)
+    deliverer = Deliverer(db, store, settings, lambda: connections.vault, engine.worker_id)
+    return Services(settings, db, store, engine, connections, deliverer)

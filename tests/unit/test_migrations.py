@@ -48,7 +48,7 @@ def test_upgrade_keeps_sources_and_videos(database_url: str) -> None:
         last = conn.execute(text("SELECT last_seq FROM feed_counter WHERE id = 1")).scalar()
         version = conn.execute(text("SELECT version_num FROM alembic_version")).scalar()
     engine.dispose()
-    assert version == "0005"
+    assert version == "0006"
     assert names in ("{}", {})  # JSON text on SQLite, a dict on PostgreSQL
     assert (seq, last) == (1, 1)
 
@@ -67,7 +67,7 @@ def test_the_schema_head_named_in_code_is_alembics(database_url: str) -> None:
     migrate(database_url)  # not at the head: Alembic runs
     engine = make_sync_engine(database_url)
     with engine.begin() as conn:
-        assert conn.execute(text("SELECT version_num FROM alembic_version")).scalar() == "0005"
+        assert conn.execute(text("SELECT version_num FROM alembic_version")).scalar() == "0006"
     engine.dispose()
 
 
@@ -108,3 +108,19 @@ def test_upgrade_repairs_values_no_answer_could_serve(database_url: str) -> None
     assert filters == {"min_size_mb": 2}, "the impossible first day is dropped, the rest kept"
     assert config == {"roots": ["/srv/cams\ufffd"]}
     json.dumps(selections).encode()  # servable: no lone surrogate left
+
+
+def test_the_migrations_build_the_schema_the_models_describe(database_url: str) -> None:
+    """A model changed without its migration (or the reverse) fails here, not in a user's
+    upgrade."""
+    from alembic.autogenerate import compare_metadata
+    from alembic.migration import MigrationContext
+
+    from vpack.db.models import Base
+
+    migrate(database_url)
+    engine = make_sync_engine(database_url)
+    with engine.connect() as conn:
+        differences = compare_metadata(MigrationContext.configure(conn), Base.metadata)
+    engine.dispose()
+    assert differences == []

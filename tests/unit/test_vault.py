@@ -562,3 +562,31 @@ async def test_environment_rotation_needs_a_new_key(services: Services, settings
     )
     with pytest.raises(VaultError, match="same key"):
         await rotate_keys(services.db, same)
+
+
+async def test_rotation_reencrypts_a_sinks_secret_too(
+    services: Services, settings: Settings, tmp_path: Path
+) -> None:
+    from tests.unit.test_attention import _add
+    from vpack.db.models import Sink
+    from vpack.handoff.deliverer import vault_id
+
+    source_id = await _add(services, tmp_path / "cam")
+    old_vault = Vault.from_settings(settings)
+    async with services.db.transaction() as session:
+        sink = Sink(source_id=source_id, kind="webhook", name="hook", config={"url": "http://h/"})
+        session.add(sink)
+        await session.flush()
+        sink.secrets = old_vault.encrypt(vault_id(sink.id), {"secret": "sign-with-this-key"})
+        sink_id = sink.id
+    result = await rotate_keys(services.db, settings)
+    async with services.db.session() as session:
+        blob = await session.scalar(select(Sink.secrets).where(Sink.id == sink_id))
+    assert blob is not None
+    new_vault = Vault(key_in_file(settings.data_dir / "secret.key"))
+    assert result.new_key_id == new_vault.key_id
+    assert new_vault.decrypt(vault_id(sink_id), blob) == {"secret": "sign-with-this-key"}
+    with pytest.raises(VaultError):
+        new_vault.decrypt(sink_id, blob)  # bound to the sink, not to connection number n
+    [detail] = await rotation_events(services)
+    assert detail["sinks"] == 1

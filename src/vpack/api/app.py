@@ -20,6 +20,7 @@ from vpack.api.routes import (
     health,
     oauth,
     providers,
+    sinks,
     sources,
     users,
     videos,
@@ -49,7 +50,10 @@ def create_app(settings: Settings | None = None, *, run_worker: bool = True) -> 
         stop = asyncio.Event()
         if run_worker:
             app.state.executor = LocalExecutor(
-                services.engine, settings.scheduler_tick_seconds, progress=app.state.progress
+                services.engine,
+                settings.scheduler_tick_seconds,
+                progress=app.state.progress,
+                deliverer=services.deliverer,
             )
             app.state.executor_task = asyncio.create_task(app.state.executor.run(stop))
         try:
@@ -78,6 +82,7 @@ def create_app(settings: Settings | None = None, *, run_worker: bool = True) -> 
         oauth,
         cloud,
         sources,
+        sinks,
         videos,
         audit,
         events,

@@ -18,7 +18,7 @@ from sqlalchemy import Select, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from vpack.api.deps import CurrentUser, IdPath, SessionDep
-from vpack.db.models import Connection, Role, Source, User, Video
+from vpack.db.models import Connection, Role, Sink, Source, User, Video
 
 SelectT = TypeVar("SelectT")  # a Select of any shape
 
@@ -64,6 +64,15 @@ async def owned_video(session: AsyncSession, video_id: int, user: User) -> Video
     return found[0]
 
 
+async def owned_sink(session: AsyncSession, sink_id: int, user: User) -> Sink:
+    found = (
+        await session.execute(select(Sink, Source.owner_id).join(Source).where(Sink.id == sink_id))
+    ).one_or_none()
+    if found is None or not can_see(found[1], user):
+        raise HTTPException(404, f"no sink with id {sink_id}")
+    return found[0]
+
+
 # The path parameters keep their names: they are the API's (and its OpenAPI schema's).
 async def get_owned_connection(
     connection_id: IdPath, user: CurrentUser, session: SessionDep
@@ -81,4 +90,11 @@ async def get_owned_video(video_id: IdPath, user: CurrentUser, session: SessionD
 
 OwnedConnection = Annotated[Connection, Depends(get_owned_connection)]
 OwnedSource = Annotated[Source, Depends(get_owned_source)]
+
+
+async def get_owned_sink(sink_id: IdPath, user: CurrentUser, session: SessionDep) -> Sink:
+    return await owned_sink(session, sink_id, user)
+
+
 OwnedVideo = Annotated[Video, Depends(get_owned_video)]
+OwnedSink = Annotated[Sink, Depends(get_owned_sink)]

@@ -209,6 +209,63 @@ class FeedPage(BaseModel):
     after: int = Field(description="where the next call starts; unchanged when nothing is new")
 
 
+class SinkKindOut(BaseModel):
+    name: str
+    label: str
+    config_schema: dict[str, Any]
+
+
+class NewSink(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    kind: str = Field(min_length=1, max_length=20)
+    name: str = Field(min_length=1, max_length=200)
+    config: dict[str, Any]
+    from_start: bool = Field(
+        default=True,
+        description="also hand on what the source published before; false: only new videos",
+    )
+
+
+class SinkChange(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: str | None = Field(default=None, min_length=1, max_length=200)
+    config: dict[str, Any] | None = None
+    enabled: bool | None = Field(
+        default=None, description="true starts a stopped sink again, at once; false stops it"
+    )
+
+
+class SinkOut(BaseModel):
+    id: int
+    source_id: int
+    kind: str
+    name: str
+    config: dict[str, Any] = Field(description="its settings; secrets are never shown")
+    status: str
+    status_detail: str | None
+    failures: int
+    delivered: int
+    after_seq: int
+    next_attempt_at: datetime | None
+    created_at: datetime
+
+
+class DeliveryOut(BaseModel):
+    id: int
+    video_id: int
+    seq: int
+    ok: bool
+    detail: str | None
+    at: datetime
+
+
+class DeliveryPage(BaseModel):
+    items: list[DeliveryOut]
+    next_cursor: str | None
+
+
 class AuditOut(BaseModel):
     model_config = ConfigDict(from_attributes=True)
 

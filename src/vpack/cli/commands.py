@@ -291,7 +291,8 @@ def sync(source_ids: tuple[int, ...], as_json: bool) -> None:
             remove()
             if bar is not None:
                 bar.close()
-        return report.as_dict()
+        # What a cron-driven `vpack sync` published reaches the sources' sinks too.
+        return {**report.as_dict(), "handed_on": await s.deliverer.deliver_due()}
 
     result = _run(work)
     if as_json:
@@ -300,6 +301,7 @@ def sync(source_ids: tuple[int, ...], as_json: bool) -> None:
         click.echo(
             f"new {result['new']}, downloaded {result['downloaded']} "
             f"({_human(result['bytes'])}), failed {result['failed']}"
+            + (f", handed on {result['handed_on']}" if result["handed_on"] else "")
         )
         for src in result["sources"]:
             if src["error"]:
@@ -565,7 +567,10 @@ def worker() -> None:
         remove = install_stop_signals(stop)
         click.echo(f"vpack worker {s.engine.worker_id} running; Ctrl-C to stop", err=True)
         try:
-            await LocalExecutor(s.engine, s.settings.scheduler_tick_seconds).run(stop)
+            executor = LocalExecutor(
+                s.engine, s.settings.scheduler_tick_seconds, deliverer=s.deliverer
+            )
+            await executor.run(stop)
         finally:
             remove()
         click.echo("vpack worker stopped", err=True)

@@ -9,6 +9,7 @@ from typing import Any
 from sqlalchemy import (
     JSON,
     BigInteger,
+    Boolean,
     DateTime,
     Float,
     ForeignKey,
@@ -228,6 +229,51 @@ class Video(Base):
     # Its place in publish order (the hand-off feed): given under FeedCounter's row
     # lock in the transaction that marks it done, so numbers commit in order.
     published_seq: Mapped[int | None] = mapped_column(BigInteger)
+
+
+class SinkStatus(enum.StrEnum):
+    OK = "ok"
+    FAILING = "failing"  # the last delivery failed; retried with backoff
+    DISABLED = "disabled"  # stopped after repeated failures, or by its owner
+
+
+class Sink(Base):
+    """Where a source's published videos are handed on (VPACK's folder or queue, a
+    webhook), each once and in publish order: `after_seq` is how far it has got."""
+
+    __tablename__ = "sinks"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    source_id: Mapped[int] = mapped_column(ForeignKey("sources.id", ondelete="CASCADE"), index=True)
+    kind: Mapped[str] = mapped_column(String(20))
+    name: Mapped[str] = mapped_column(String(200))
+    config: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    secrets: Mapped[bytes | None] = mapped_column(LargeBinary)  # vault ciphertext
+    after_seq: Mapped[int] = mapped_column(BigInteger, default=0)
+    status: Mapped[str] = mapped_column(String(20), default=SinkStatus.OK)
+    status_detail: Mapped[str | None] = mapped_column(Text)
+    failures: Mapped[int] = mapped_column(Integer, default=0)  # in a row
+    next_attempt_at: Mapped[datetime | None]
+    lease_owner: Mapped[str | None] = mapped_column(String(100))
+    lease_expires_at: Mapped[datetime | None]
+    delivered: Mapped[int] = mapped_column(BigInteger, default=0)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+
+class Delivery(Base):
+    """One attempt to hand one video to one sink: the delivery log."""
+
+    __tablename__ = "deliveries"
+    __table_args__ = (Index("ix_deliveries_sink_at", "sink_id", "id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    sink_id: Mapped[int] = mapped_column(ForeignKey("sinks.id", ondelete="CASCADE"))
+    video_id: Mapped[int] = mapped_column(ForeignKey("videos.id", ondelete="CASCADE"))
+    seq: Mapped[int] = mapped_column(BigInteger)
+    ok: Mapped[bool] = mapped_column(Boolean)
+    detail: Mapped[str | None] = mapped_column(Text)
+    at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
 class FeedCounter(Base):

@@ -39,6 +39,9 @@ class Action(enum.StrEnum):
     SOURCE_CHANGED = "source_changed"
     SOURCE_REMOVED = "source_removed"
     SYNC_FAILED = "sync_failed"
+    SINK_CREATED = "sink_created"
+    SINK_CHANGED = "sink_changed"
+    SINK_REMOVED = "sink_removed"
     KEY_ROTATED = "key_rotated"
 
 

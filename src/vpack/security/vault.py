@@ -358,7 +358,7 @@ async def _reencrypt_all(db: Database, vault: Vault, old_key_id: str) -> int:
     # Imported here: the vault's everyday work (encrypt, decrypt) needs no data layer.
     from sqlalchemy import select, update
 
-    from vpack.db.models import Connection
+    from vpack.db.models import Connection, Sink
     from vpack.security.audit import Action, record
 
     async with db.transaction() as session:
@@ -381,6 +381,23 @@ async def _reencrypt_all(db: Database, vault: Vault, old_key_id: str) -> int:
                     secrets=vault.encrypt(connection_id, secrets), updated_at=Connection.updated_at
                 )
             )
+        # Sinks keep their secrets (a webhook's signing key) bound to minus their id.
+        sinks = (
+            await session.execute(
+                select(Sink.id, Sink.secrets)
+                .where(Sink.secrets.is_not(None))
+                .order_by(Sink.id)
+                .with_for_update()
+            )
+        ).all()
+        for sink_id, blob in sinks:
+            assert blob is not None
+            secrets = vault.decrypt(-sink_id, blob)
+            await session.execute(
+                update(Sink)
+                .where(Sink.id == sink_id)
+                .values(secrets=vault.encrypt(-sink_id, secrets))
+            )
         record(
             session,
             Action.KEY_ROTATED,
@@ -388,5 +405,6 @@ async def _reencrypt_all(db: Database, vault: Vault, old_key_id: str) -> int:
             old_key_id=old_key_id,
             new_key_id=vault.key_id,
             connections=len(rows),
+            **({"sinks": len(sinks)} if sinks else {}),
         )
     return len(rows)

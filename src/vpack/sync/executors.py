@@ -7,6 +7,7 @@ import logging
 import signal
 from collections.abc import Callable
 
+from vpack.handoff.deliverer import Deliverer
 from vpack.sync.engine import SyncEngine
 from vpack.sync.progress import NullProgress, ProgressSink
 from vpack.sync.scheduler import due_sources
@@ -18,13 +19,19 @@ class LocalExecutor:
     """Scans each source on its interval and downloads what is due, in this process."""
 
     def __init__(
-        self, engine: SyncEngine, tick_seconds: float, progress: ProgressSink | None = None
+        self,
+        engine: SyncEngine,
+        tick_seconds: float,
+        progress: ProgressSink | None = None,
+        deliverer: Deliverer | None = None,
     ) -> None:
         self.engine = engine
         self.tick = tick_seconds
         self.progress = progress or NullProgress()
+        self.deliverer = deliverer  # hands published videos on to the sources' sinks
         self.wake = asyncio.Event()  # a scan found something to download (or a user asked)
         self.scan_now = asyncio.Event()  # a user asked for a sync
+        self.published = asyncio.Event()  # downloads published videos: sinks have work
 
     def sync_soon(self) -> None:
         """Look for due sources and videos now instead of at the next tick."""
@@ -38,6 +45,8 @@ class LocalExecutor:
         async with asyncio.TaskGroup() as group:
             group.create_task(self._scan_loop(stop))
             group.create_task(self._download_loop(stop))
+            if self.deliverer is not None:
+                group.create_task(self._delivery_loop(stop, self.deliverer))
         await self.engine.aclose()
 
     async def _scan_loop(self, stop: asyncio.Event) -> None:
@@ -72,6 +81,8 @@ class LocalExecutor:
             except Exception:
                 log.exception("download pass failed")
                 tallies = {}
+            if any(tally.downloaded for tally in tallies.values()):
+                self.published.set()
             for tally in tallies.values():
                 if tally.downloaded or tally.failed:
                     log.info(
@@ -82,6 +93,15 @@ class LocalExecutor:
                         tally.failed,
                     )
             await _sleep_or(stop, self.tick, self.wake)
+
+    async def _delivery_loop(self, stop: asyncio.Event, deliverer: Deliverer) -> None:
+        while not stop.is_set():
+            self.published.clear()
+            try:
+                await deliverer.deliver_due()
+            except Exception:
+                log.exception("delivery pass failed")
+            await _sleep_or(stop, self.tick, self.published)
 
 
 async def _sleep_or(stop: asyncio.Event, seconds: float, *others: asyncio.Event) -> None:

@@ -393,6 +393,82 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/sinks/kinds": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Sink Kinds
+         * @description What a sink can be, with the JSON schema of its settings (for the UI's form).
+         */
+        get: operations["sink_kinds_api_sinks_kinds_get"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/sources/{source_id}/sinks": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** List Sinks */
+        get: operations["list_sinks_api_sources__source_id__sinks_get"];
+        put?: never;
+        /** Create Sink */
+        post: operations["create_sink_api_sources__source_id__sinks_post"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/sinks/{sink_id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        post?: never;
+        /** Delete Sink */
+        delete: operations["delete_sink_api_sinks__sink_id__delete"];
+        options?: never;
+        head?: never;
+        /** Change Sink */
+        patch: operations["change_sink_api_sinks__sink_id__patch"];
+        trace?: never;
+    };
+    "/api/sinks/{sink_id}/deliveries": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Sink Deliveries
+         * @description The delivery log, newest first: each attempt, delivered or why not.
+         */
+        get: operations["sink_deliveries_api_sinks__sink_id__deliveries_get"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/videos": {
         parameters: {
             query?: never;
@@ -591,6 +667,31 @@ export interface components {
             /** Password */
             password: string;
         };
+        /** DeliveryOut */
+        DeliveryOut: {
+            /** Id */
+            id: number;
+            /** Video Id */
+            video_id: number;
+            /** Seq */
+            seq: number;
+            /** Ok */
+            ok: boolean;
+            /** Detail */
+            detail: string | null;
+            /**
+             * At
+             * Format: date-time
+             */
+            at: string;
+        };
+        /** DeliveryPage */
+        DeliveryPage: {
+            /** Items */
+            items: components["schemas"]["DeliveryOut"][];
+            /** Next Cursor */
+            next_cursor: string | null;
+        };
         /** DownloadRequest */
         DownloadRequest: {
             /** Connection Id */
@@ -693,6 +794,23 @@ export interface components {
                 [key: string]: unknown;
             };
         };
+        /** NewSink */
+        NewSink: {
+            /** Kind */
+            kind: string;
+            /** Name */
+            name: string;
+            /** Config */
+            config: {
+                [key: string]: unknown;
+            };
+            /**
+             * From Start
+             * @description also hand on what the source published before; false: only new videos
+             * @default true
+             */
+            from_start: boolean;
+        };
         /** NewSource */
         NewSource: {
             /** Connection Id */
@@ -791,6 +909,66 @@ export interface components {
         SetupState: {
             /** Needed */
             needed: boolean;
+        };
+        /** SinkChange */
+        SinkChange: {
+            /** Name */
+            name?: string | null;
+            /** Config */
+            config?: {
+                [key: string]: unknown;
+            } | null;
+            /**
+             * Enabled
+             * @description true starts a stopped sink again, at once; false stops it
+             */
+            enabled?: boolean | null;
+        };
+        /** SinkKindOut */
+        SinkKindOut: {
+            /** Name */
+            name: string;
+            /** Label */
+            label: string;
+            /** Config Schema */
+            config_schema: {
+                [key: string]: unknown;
+            };
+        };
+        /** SinkOut */
+        SinkOut: {
+            /** Id */
+            id: number;
+            /** Source Id */
+            source_id: number;
+            /** Kind */
+            kind: string;
+            /** Name */
+            name: string;
+            /**
+             * Config
+             * @description its settings; secrets are never shown
+             */
+            config: {
+                [key: string]: unknown;
+            };
+            /** Status */
+            status: string;
+            /** Status Detail */
+            status_detail: string | null;
+            /** Failures */
+            failures: number;
+            /** Delivered */
+            delivered: number;
+            /** After Seq */
+            after_seq: number;
+            /** Next Attempt At */
+            next_attempt_at: string | null;
+            /**
+             * Created At
+             * Format: date-time
+             */
+            created_at: string;
         };
         /** SourceChange */
         SourceChange: {
@@ -1772,6 +1950,190 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["SourceStatusOut"];
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
+    sink_kinds_api_sinks_kinds_get: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["SinkKindOut"][];
+                };
+            };
+        };
+    };
+    list_sinks_api_sources__source_id__sinks_get: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                source_id: number;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["SinkOut"][];
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
+    create_sink_api_sources__source_id__sinks_post: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                source_id: number;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["NewSink"];
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["SinkOut"];
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
+    delete_sink_api_sinks__sink_id__delete: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                sink_id: number;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
+    change_sink_api_sinks__sink_id__patch: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                sink_id: number;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["SinkChange"];
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["SinkOut"];
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
+    sink_deliveries_api_sinks__sink_id__deliveries_get: {
+        parameters: {
+            query?: {
+                cursor?: string | null;
+                limit?: number;
+            };
+            header?: never;
+            path: {
+                sink_id: number;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["DeliveryPage"];
                 };
             };
             /** @description Validation Error */

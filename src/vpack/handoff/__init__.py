@@ -1,0 +1,1 @@
+"""Handing published videos on to what consumes them: VPACK, webhooks."""
