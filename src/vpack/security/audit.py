@@ -40,6 +40,7 @@ class Action(enum.StrEnum):
     SOURCE_REMOVED = "source_removed"
     SYNC_FAILED = "sync_failed"
     KEY_ROTATED = "key_rotated"
+    VPACK_IMPORTED = "vpack_imported"
 
 
 def record(
