@@ -18,6 +18,7 @@ from vpack.api.routes import (
     connections,
     events,
     health,
+    imports,
     oauth,
     providers,
     sinks,
@@ -86,6 +87,7 @@ def create_app(settings: Settings | None = None, *, run_worker: bool = True) -> 
         videos,
         audit,
         events,
+        imports,
     )
     for module in routers:
         app.include_router(module.router)

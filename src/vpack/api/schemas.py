@@ -307,3 +307,41 @@ class OAuthStart(BaseModel):
 class OAuthStarted(BaseModel):
     auth_url: str
     state: str
+
+
+class VpackImportIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    path: str = Field(
+        min_length=1, max_length=4096, description="VPACK's events.db on this server."
+    )
+    dry_run: bool = False
+    redownload_missing: bool = False
+
+
+class VpackSourceOutcome(BaseModel):
+    vpack_id: int
+    vpack_name: str
+    kind: str
+    outcome: str
+    reason: str | None
+    source_id: int | None
+    connection_id: int | None
+    sign_in_again: bool
+    interval_s: int | None
+    selections: list[str]
+
+
+class VpackFileOutcome(BaseModel):
+    vpack_id: int
+    path: str
+    outcome: str
+    reason: str | None
+
+
+class VpackImportOut(BaseModel):
+    database: str
+    dry_run: bool
+    sources: list[VpackSourceOutcome]
+    videos: dict[str, int]
+    not_imported: list[VpackFileOutcome]

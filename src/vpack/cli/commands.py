@@ -18,7 +18,7 @@ from sqlalchemy import select
 
 from vpack import __version__, catalog
 from vpack.connections import secret_fields
-from vpack.db.models import Connection, Role, Video, VideoState
+from vpack.db.models import Connection, Role, User, Video, VideoState
 from vpack.providers.base import AuthKind, BrowsePage
 from vpack.providers.errors import ProviderError
 from vpack.providers.registry import get_provider_class
@@ -531,6 +531,62 @@ def users_create(email: str, admin: bool, password_stdin: bool) -> None:
     click.echo(
         f"created {'administrator' if admin else 'user'} {email.strip().lower()} (id {user_id})"
     )
+
+
+# ---------------------------------------------------------------- import
+@main.group("import")
+def import_group() -> None:
+    """Bring in what another tool already has."""
+
+
+@import_group.command("vpack")
+@click.argument("database", type=click.Path(path_type=Path))
+@click.option("--dry-run", is_flag=True, help="Say what would happen; change nothing.")
+@click.option("--owner", help="The user (email) who will own the sources; default: the operator.")
+@click.option(
+    "--redownload-missing",
+    is_flag=True,
+    help="Let the next sync download Drive files whose VPACK copy is gone or altered.",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
+def import_vpack(
+    database: Path, dry_run: bool, owner: str | None, redownload_missing: bool, as_json: bool
+) -> None:
+    """VPACK's sources, camera names and download history, from its events.db."""
+    from vpack.vpack_import import ImportOptions, VpackDatabaseError, import_vpack
+
+    path = database.expanduser().absolute()
+
+    async def work(s: Services) -> dict[str, Any]:
+        owner_id = None
+        if owner:
+            async with s.db.session() as session:
+                owner_id = (
+                    await session.execute(select(User.id).where(User.email == owner.lower()))
+                ).scalar_one_or_none()
+            if owner_id is None:
+                raise click.ClickException(f"no user {owner}")
+        roots = s.settings.allowed_local_roots
+        options = ImportOptions(
+            owner_id=owner_id,
+            dry_run=dry_run,
+            redownload_missing=redownload_missing,
+            allowed_roots=roots or None,  # the CLI may add any folder unless roots are set
+            data_dir=s.settings.data_dir,
+            zone=s.settings.zone,
+        )
+        try:
+            report = await import_vpack(s.db, path, options)
+        except VpackDatabaseError as exc:
+            raise click.ClickException(f"{exc}; nothing was changed") from None
+        if not as_json:
+            for line in report.lines():
+                click.echo(line)
+        return report.as_dict()
+
+    result = _run(work)
+    if as_json:
+        _emit(result)
 
 
 # ---------------------------------------------------------------- keys

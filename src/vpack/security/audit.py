@@ -43,6 +43,7 @@ class Action(enum.StrEnum):
     SINK_CHANGED = "sink_changed"
     SINK_REMOVED = "sink_removed"
     KEY_ROTATED = "key_rotated"
+    VPACK_IMPORTED = "vpack_imported"
 
 
 def record(

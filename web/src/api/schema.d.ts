@@ -584,6 +584,27 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/admin/import/vpack": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Import From Vpack
+         * @description VPACK's sources, camera names and download history, owned by the calling admin.
+         *     Idempotent; `dry_run` answers the same report and changes nothing.
+         */
+        post: operations["import_from_vpack_api_admin_import_vpack_post"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
 }
 export type webhooks = Record<string, never>;
 export interface components {
@@ -1173,6 +1194,73 @@ export interface components {
          * @enum {string}
          */
         VideoState: "pending" | "downloading" | "done" | "failed" | "skipped";
+        /** VpackFileOutcome */
+        VpackFileOutcome: {
+            /** Vpack Id */
+            vpack_id: number;
+            /** Path */
+            path: string;
+            /** Outcome */
+            outcome: string;
+            /** Reason */
+            reason: string | null;
+        };
+        /** VpackImportIn */
+        VpackImportIn: {
+            /**
+             * Path
+             * @description VPACK's events.db on this server.
+             */
+            path: string;
+            /**
+             * Dry Run
+             * @default false
+             */
+            dry_run: boolean;
+            /**
+             * Redownload Missing
+             * @default false
+             */
+            redownload_missing: boolean;
+        };
+        /** VpackImportOut */
+        VpackImportOut: {
+            /** Database */
+            database: string;
+            /** Dry Run */
+            dry_run: boolean;
+            /** Sources */
+            sources: components["schemas"]["VpackSourceOutcome"][];
+            /** Videos */
+            videos: {
+                [key: string]: number;
+            };
+            /** Not Imported */
+            not_imported: components["schemas"]["VpackFileOutcome"][];
+        };
+        /** VpackSourceOutcome */
+        VpackSourceOutcome: {
+            /** Vpack Id */
+            vpack_id: number;
+            /** Vpack Name */
+            vpack_name: string;
+            /** Kind */
+            kind: string;
+            /** Outcome */
+            outcome: string;
+            /** Reason */
+            reason: string | null;
+            /** Source Id */
+            source_id: number | null;
+            /** Connection Id */
+            connection_id: number | null;
+            /** Sign In Again */
+            sign_in_again: boolean;
+            /** Interval S */
+            interval_s: number | null;
+            /** Selections */
+            selections: string[];
+        };
     };
     responses: never;
     parameters: never;
@@ -2325,6 +2413,39 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content?: never;
+            };
+        };
+    };
+    import_from_vpack_api_admin_import_vpack_post: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["VpackImportIn"];
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["VpackImportOut"];
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
             };
         };
     };

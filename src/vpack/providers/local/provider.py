@@ -74,7 +74,8 @@ def _display(raw: bytes) -> str:
     return raw.decode("utf-8", errors="backslashreplace")
 
 
-def _revision(st: os.stat_result) -> str:
+def file_revision(st: os.stat_result) -> str:
+    """A file's revision as scans key it (also what a VPACK import computes offline)."""
     return f"{st.st_size}-{st.st_mtime_ns}"
 
 
@@ -196,7 +197,7 @@ class LocalProvider(Provider):
         # A writer that touched the file while we read it leaves a mixed copy:
         # refuse it; the next scan offers the new revision once it settles.
         now = _stat_or_none(path)
-        if now is None or _revision(now) != video.revision:
+        if now is None or file_revision(now) != video.revision:
             raise Transient(f"{video.path} changed while it was being copied", restart=True)
 
     def _file_path(self, video: RemoteVideo) -> bytes:
@@ -252,7 +253,7 @@ def _open_if_unchanged(path: bytes, revision: str) -> BinaryIO:
         raise Transient(f"cannot read {_display(path)}: permission denied") from None
     except IsADirectoryError:
         raise NotFound(f"{_display(path)} is now a folder") from None
-    if _revision(os.fstat(handle.fileno())) != revision:
+    if file_revision(os.fstat(handle.fileno())) != revision:
         handle.close()
         raise NotFound(f"{_display(path)} changed after it was listed; the new version follows")
     return handle
@@ -309,7 +310,7 @@ class _Walker:
         camera = _display(folder) if folder is not None else self.root_name
         return RemoteVideo(
             remote_id=remote_id,
-            revision=_revision(st),
+            revision=file_revision(st),
             name=_display(os.path.basename(rel)),
             camera=camera,
             size=st.st_size,
