@@ -39,12 +39,11 @@ from vpack.providers.local.provider import encode_relpath, file_revision
 from vpack.providers.registry import source_options
 from vpack.security import audit
 from vpack.security.audit import Action
+from vpack.sync.scan import ADOPTABLE_REVISION
 
-# The revision of an imported Drive row whose bytes we cannot vouch for (its copy is gone,
-# or VPACK rewrote it): Drive's revision is the file's md5, which only the API gives. A
-# scan that finds the same file id with the recorded size should adopt such a row
-# (give it the real revision) rather than add a new one; see docs/vpack.md.
-ADOPTABLE_REVISION = "vpack-import:unknown"
+# An imported Drive row whose bytes we cannot vouch for (its copy is gone, or VPACK
+# rewrote it) gets ADOPTABLE_REVISION: Drive's revision is the file's md5, which only the
+# API gives, and the first scan after sign-in adopts the row instead of adding one.
 
 DRIVE_CONNECTION_NAME = "Google Drive (from VPACK)"
 SIGN_IN_AGAIN = (

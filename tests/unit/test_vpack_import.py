@@ -132,11 +132,6 @@ async def test_a_history_of_1000_drive_downloads_syncs_with_no_download(
     assert (tally.new, tally.downloaded, tally.error) == (0, 0, None)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="needs the scan to adopt ADOPTABLE_REVISION rows by remote_id and size "
-    "(sync/scan.py, not ours to edit: see docs/vpack.md)",
-)
 async def test_drive_files_vpack_lost_or_rewrote_are_not_downloaded_again(
     services: Services, drive: GoogleDriveHarness, tmp_path: Path
 ) -> None:

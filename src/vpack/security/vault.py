@@ -398,13 +398,15 @@ async def _reencrypt_all(db: Database, vault: Vault, old_key_id: str) -> int:
                 .where(Sink.id == sink_id)
                 .values(secrets=vault.encrypt(-sink_id, secrets))
             )
+        counts: dict[str, Any] = {"connections": len(rows)}
+        if sinks:
+            counts["sinks"] = len(sinks)
         record(
             session,
             Action.KEY_ROTATED,
             target_type="vault",
             old_key_id=old_key_id,
             new_key_id=vault.key_id,
-            connections=len(rows),
-            **({"sinks": len(sinks)} if sinks else {}),
+            **counts,
         )
     return len(rows)

@@ -29,6 +29,9 @@ from vpack.sync.report import Tally
 from vpack.sync.retry import RetryPolicy
 
 UPSERT_BATCH = 500
+# The revision of a row recorded from another tool's history (vpack import) whose bytes
+# cannot be vouched for: the first listing that names the file gives it its revision.
+ADOPTABLE_REVISION = "vpack-import:unknown"
 
 # Told of each batch of new rows a scan commits: (videos, bytes).
 OnFound = Callable[[int, int], None]
@@ -184,6 +187,8 @@ class Scanner:
                     )
                     .values(removed_at=None)
                 )
+            if videos:
+                await self._adopt(session, source.id, videos)
             videos = await self._unknown(session, source.id, videos)
             if videos:
                 rows = [self._row(source, selection, v) for v in videos]
@@ -212,6 +217,32 @@ class Scanner:
                 if fresh is not None:
                     fresh.cursors = {**fresh.cursors, selection: cursor}
         return added, nbytes
+
+    async def _adopt(
+        self, session: AsyncSession, source_id: int, videos: Sequence[RemoteVideo]
+    ) -> None:
+        """Rows imported without a revision (ADOPTABLE_REVISION) take the one this
+        listing gives when the size agrees: the same file, so nothing is fetched."""
+        listed = {v.remote_id: v for v in videos}
+        rows = await session.execute(
+            select(Video.id, Video.remote_id, Video.size).where(
+                Video.source_id == source_id,
+                Video.remote_id.in_(listed),
+                Video.revision == ADOPTABLE_REVISION,
+            )
+        )
+        for video_id, remote_id, size in rows.all():
+            video = listed[remote_id]
+            if size is None or video.size is None or size == video.size:
+                await session.execute(
+                    update(Video)
+                    .where(Video.id == video_id)
+                    .values(
+                        revision=video.revision,
+                        remote_hash=video.hash,
+                        modified_at=video.modified_at,
+                    )
+                )
 
     async def _unknown(
         self, session: AsyncSession, source_id: int, videos: Sequence[RemoteVideo]
