@@ -70,6 +70,7 @@ def settings(tmp_path: Path, database_url: str) -> Settings:
         retry_cap_seconds=0.2,
         max_attempts=3,
         scheduler_tick_seconds=0.2,
+        min_free="0",  # CI disks can be small; the guard's own tests set a floor
     )
 
 
@@ -100,5 +101,6 @@ def cli_env(settings: Settings) -> dict[str, str]:
         VPACK_RETRY_BASE_SECONDS="0.05",
         VPACK_RETRY_CAP_SECONDS="0.2",
         VPACK_MAX_ATTEMPTS="3",
+        VPACK_MIN_FREE="0",
     )
     return env

@@ -10,6 +10,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from vpack.disk import Floor, parse_floor
 from vpack.security.destinations import IPNetwork, parse_networks
 
 
@@ -67,6 +68,11 @@ class Settings(BaseSettings):
         default="memory://", description="Where rate-limit windows live (e.g. redis://host:6379)."
     )
     max_body_bytes: int = Field(default=1024 * 1024, ge=1024, description="Largest request body.")
+    min_free: str = Field(
+        default="1GiB",
+        description="Free space to keep on the data disk (2GiB, 500MB, 5%); below it no new "
+        "download starts.",
+    )
     public_url: str = Field(
         default="http://127.0.0.1:8000",
         description="Where browsers reach this service; OAuth redirect URIs are built on it.",
@@ -88,11 +94,21 @@ class Settings(BaseSettings):
                 raise ValueError(message) from None
         return value
 
+    @field_validator("min_free")
+    @classmethod
+    def _floor(cls, value: str) -> str:
+        parse_floor(value)  # a ValueError says what is wrong
+        return value
+
     @field_validator("blocked_networks")
     @classmethod
     def _networks(cls, value: str) -> str:
         parse_networks(value)  # a ValueError names the bad entry
         return value
+
+    @property
+    def free_space_floor(self) -> Floor:
+        return parse_floor(self.min_free)
 
     @property
     def blocked(self) -> list[IPNetwork]:

@@ -95,6 +95,7 @@ def run_service(
     env = {k: v for k, v in os.environ.items() if not k.startswith("VPACK_")}
     env.update(
         VPACK_DATA_DIR=str(data),
+        VPACK_MIN_FREE="0",
         VPACK_LOCAL_ROOTS=str(footage),
         VPACK_PUBLIC_URL=f"http://127.0.0.1:{port}",
         VPACK_SCHEDULER_TICK_SECONDS="0.2",

@@ -17,6 +17,7 @@ from sqlalchemy import update
 
 from vpack.db.models import Source, Video, VideoState, utcnow
 from vpack.db.session import Database
+from vpack.disk import DiskGuard
 from vpack.providers.base import Provider
 from vpack.providers.errors import ProviderError
 from vpack.security import audit
@@ -51,6 +52,7 @@ class Downloads:
         claims: Claims,
         publisher: Publisher,
         providers: ProviderCache,
+        disk: DiskGuard,
     ) -> None:
         self.db = db
         self.store = store
@@ -59,6 +61,7 @@ class Downloads:
         self.claims = claims
         self.publisher = publisher
         self.providers = providers
+        self.disk = disk
 
     async def run(
         self,
@@ -117,6 +120,12 @@ class Downloads:
             nonlocal batch
             try:
                 while True:
+                    disk = await asyncio.to_thread(self.disk.check)
+                    if not disk.ok:
+                        # What is in flight finishes; nothing new starts. The next
+                        # pass (the executor's tick) looks again.
+                        log.warning("downloads wait: %s", disk.describe())
+                        return
                     # Asked before the claim: a scan ending during it still gets one more.
                     scanning = run.discovery is not None and run.discovery.expect_more()
                     rows = await self.claims.claim(

@@ -17,6 +17,7 @@ from sqlalchemy import func, select
 from vpack.connections import ConnectionManager
 from vpack.db.models import Source, Video, VideoState
 from vpack.db.session import Database
+from vpack.disk import DiskGuard
 from vpack.settings import Settings
 from vpack.store import VideoStore
 from vpack.sync.accounts import mark_reauth_in
@@ -57,8 +58,9 @@ class SyncEngine:
         self.claims = Claims(db, self.worker_id, timedelta(seconds=settings.lease_seconds))
         self.publisher = Publisher(db, store)
         self.scanner = Scanner(db, store, self.providers, self.policy)
+        self.disk = DiskGuard(store.staging_dir, settings.free_space_floor)
         self.downloads = Downloads(
-            db, store, settings, self.policy, self.claims, self.publisher, self.providers
+            db, store, settings, self.policy, self.claims, self.publisher, self.providers, self.disk
         )
         # The steps, as their own modules define them: a Celery task calls the same.
         self.scan_source = self.scanner.scan_source

@@ -15,12 +15,13 @@ from io import FileIO
 from pathlib import Path
 from typing import TypeVar
 
-from vpack import media
+from vpack import disk, media
 from vpack.providers.base import BlockingReader, Features, HashKind, Provider, RemoteVideo
 from vpack.providers.errors import Transient
 from vpack.sync import durability, hashes
 
 _REHASH_BYTES = 4 * 1024 * 1024
+DISK_FULL_WAIT = 60.0  # seconds a video that found the disk full waits
 # How many videos of a batch of small ones are hinted ahead of the one being read
 # (Provider.read_ahead).
 _HINTED = 2
@@ -159,9 +160,19 @@ class _Staging:
     def write(self, chunk: bytes) -> None:
         if self.head is None:
             self.head = bytes(chunk[:8])
-        done = self.handle.write(chunk)
-        while done < len(chunk):  # an unbuffered write may stop short of the chunk
-            done += self.handle.write(memoryview(chunk)[done:])
+        try:
+            done = self.handle.write(chunk)
+            while done < len(chunk):  # an unbuffered write may stop short of the chunk
+                done += self.handle.write(memoryview(chunk)[done:])
+        except OSError as exc:
+            if exc.errno not in disk.FULL:
+                raise
+            # Not the video's fault: it waits, costing no attempt, and resumes from
+            # what is on disk once there is room.
+            raise Transient(
+                f"{self.video.name}: the disk is full ({exc.strerror})",
+                retry_after=DISK_FULL_WAIT,
+            ) from None
         self.digests.update(chunk)
         self.written += len(chunk)
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 from fastapi import APIRouter, Request
@@ -25,4 +26,9 @@ async def health(request: Request) -> JSONResponse:
         return JSONResponse(body, status_code=503)
     executor = request.app.state.executor_task
     body["worker"] = "running" if executor is not None and not executor.done() else "stopped"
+    disk = await asyncio.to_thread(services.engine.disk.check)
+    body["disk"] = {"free_bytes": disk.free, "min_free_bytes": disk.floor, "ok": disk.ok}
+    if not disk.ok:
+        body["status"] = "degraded"
+        body["disk"]["detail"] = disk.describe()
     return JSONResponse(body)
