@@ -102,6 +102,7 @@ async def add_source(
     cameras: dict[str, str] | None = None,
     owner_id: int | None = None,
     filters: dict[str, Any] | None = None,
+    keep_days: int | None = None,
 ) -> int:
     """Validate with the provider, then store the source. Returns its id."""
     name = name.strip()
@@ -111,6 +112,8 @@ async def add_source(
         raise BadConfig("pick at least one folder or channel")
     if interval_s < 10:
         raise BadConfig("the sync interval must be at least 10 seconds")
+    if keep_days is not None and keep_days < 0:
+        raise BadConfig("copies can be kept 0 days or more (none: for ever)")
     async with db.session() as session:
         connection = await session.get(Connection, connection_id)
         if connection is None:
@@ -129,6 +132,7 @@ async def add_source(
             interval_s=interval_s,
             cameras=cameras or {},
             filters=kept.model_dump(mode="json", exclude_defaults=True),
+            keep_days=keep_days,
         )
         session.add(source)
         await session.flush()

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from vpack.connections import ConnectionManager
 from vpack.db.session import Database, migrate
 from vpack.handoff.deliverer import Deliverer
+from vpack.retention import Retention
 from vpack.security.vault import ensure_key_file
 from vpack.settings import Settings
 from vpack.store import VideoStore
@@ -21,6 +22,7 @@ class Services:
     engine: SyncEngine
     connections: ConnectionManager
     deliverer: Deliverer
+    retention: Retention
 
     async def aclose(self) -> None:
         await self.engine.aclose()
@@ -44,4 +46,5 @@ def build(settings: Settings) -> Services:
     connections = ConnectionManager(db, settings)
     engine = SyncEngine(db, store, settings, connections)
     deliverer = Deliverer(db, store, settings, lambda: connections.vault, engine.worker_id)
-    return Services(settings, db, store, engine, connections, deliverer)
+    retention = Retention(db, store, settings, lambda: connections.vault)
+    return Services(settings, db, store, engine, connections, deliverer, retention)

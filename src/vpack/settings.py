@@ -68,6 +68,9 @@ class Settings(BaseSettings):
         default="memory://", description="Where rate-limit windows live (e.g. redis://host:6379)."
     )
     max_body_bytes: int = Field(default=1024 * 1024, ge=1024, description="Largest request body.")
+    retention_check_seconds: float = Field(
+        default=600, ge=1, description="How often copies past their source's keep_days go."
+    )
     min_free: str = Field(
         default="1GiB",
         description="Free space to keep on the data disk (2GiB, 500MB, 5%); below it no new "

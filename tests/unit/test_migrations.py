@@ -48,7 +48,7 @@ def test_upgrade_keeps_sources_and_videos(database_url: str) -> None:
         last = conn.execute(text("SELECT last_seq FROM feed_counter WHERE id = 1")).scalar()
         version = conn.execute(text("SELECT version_num FROM alembic_version")).scalar()
     engine.dispose()
-    assert version == "0006"
+    assert version == "0007"
     assert names in ("{}", {})  # JSON text on SQLite, a dict on PostgreSQL
     assert (seq, last) == (1, 1)
 
@@ -67,7 +67,7 @@ def test_the_schema_head_named_in_code_is_alembics(database_url: str) -> None:
     migrate(database_url)  # not at the head: Alembic runs
     engine = make_sync_engine(database_url)
     with engine.begin() as conn:
-        assert conn.execute(text("SELECT version_num FROM alembic_version")).scalar() == "0006"
+        assert conn.execute(text("SELECT version_num FROM alembic_version")).scalar() == "0007"
     engine.dispose()
 
 

@@ -31,6 +31,7 @@ async def create_owned_source(
     interval_s: int,
     cameras: dict[str, str] | None = None,
     filters: dict[str, Any] | None = None,
+    keep_days: int | None = None,
     via: str = "sources",
 ) -> int:
     """Validate and store a source of the user's, audited, and sync it soon."""
@@ -45,6 +46,7 @@ async def create_owned_source(
         cameras=cameras,
         owner_id=user.id,
         filters=filters,
+        keep_days=keep_days,
     )
     async with services.db.transaction() as tx:
         audit.record(

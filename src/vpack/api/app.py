@@ -55,6 +55,8 @@ def create_app(settings: Settings | None = None, *, run_worker: bool = True) -> 
                 settings.scheduler_tick_seconds,
                 progress=app.state.progress,
                 deliverer=services.deliverer,
+                retention=services.retention,
+                retention_every=settings.retention_check_seconds,
             )
             app.state.executor_task = asyncio.create_task(app.state.executor.run(stop))
         try:

@@ -98,6 +98,18 @@ class BrowseOut(BaseModel):
     next_page: str | None
 
 
+# Days a local copy is kept after publish; it goes only once every sink has it.
+KeepDays = Annotated[
+    int | None,
+    Field(
+        default=None,
+        ge=0,
+        le=36500,
+        description="delete local copies this many days after publish (null: keep them)",
+    ),
+]
+
+
 class NewSource(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -108,6 +120,7 @@ class NewSource(BaseModel):
     interval_s: int = Field(default=300, ge=10, le=7 * 24 * 3600)
     filters: SourceFilters = Field(default_factory=SourceFilters)
     options: dict[str, Any] = Field(default_factory=dict)
+    keep_days: KeepDays = None
 
 
 class SourceChange(BaseModel):
@@ -119,6 +132,7 @@ class SourceChange(BaseModel):
     interval_s: int | None = Field(default=None, ge=10, le=7 * 24 * 3600)
     filters: SourceFilters | None = None
     options: dict[str, Any] | None = None
+    keep_days: KeepDays = None  # sent as null: keep for ever again
 
 
 class SourceOut(BaseModel):
@@ -134,6 +148,7 @@ class SourceOut(BaseModel):
     interval_s: int
     filters: dict[str, Any]
     options: dict[str, Any]
+    keep_days: int | None
     status: str
     last_error: str | None
     last_scan_at: datetime | None
@@ -178,6 +193,9 @@ class VideoOut(BaseModel):
     codecs: str | None
     local_path: str | None
     removed_at: datetime | None
+    removed_local_at: datetime | None = Field(
+        description="when retention deleted our copy (the row and the original stay)"
+    )
     downloaded_at: datetime | None
     created_at: datetime
 

@@ -624,7 +624,11 @@ def worker() -> None:
         click.echo(f"vpack worker {s.engine.worker_id} running; Ctrl-C to stop", err=True)
         try:
             executor = LocalExecutor(
-                s.engine, s.settings.scheduler_tick_seconds, deliverer=s.deliverer
+                s.engine,
+                s.settings.scheduler_tick_seconds,
+                deliverer=s.deliverer,
+                retention=s.retention,
+                retention_every=s.settings.retention_check_seconds,
             )
             await executor.run(stop)
         finally:

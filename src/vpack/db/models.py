@@ -172,6 +172,9 @@ class Source(Base):
     options: Mapped[dict[str, Any]] = mapped_column(default=dict)  # provider SourceOptions
     filters: Mapped[dict[str, Any]] = mapped_column(default=dict)
     interval_s: Mapped[int] = mapped_column(Integer, default=300)
+    # Local copies go this many days after publish, never before every sink has them
+    # (None: kept for ever).
+    keep_days: Mapped[int | None] = mapped_column(Integer)
     cursors: Mapped[dict[str, Any]] = mapped_column(default=dict)  # selection -> cursor
     status: Mapped[str] = mapped_column(String(20), default=SourceStatus.IDLE)
     last_error: Mapped[str | None] = mapped_column(Text)
@@ -229,6 +232,7 @@ class Video(Base):
     # Its place in publish order (the hand-off feed): given under FeedCounter's row
     # lock in the transaction that marks it done, so numbers commit in order.
     published_seq: Mapped[int | None] = mapped_column(BigInteger)
+    removed_local_at: Mapped[datetime | None]  # our copy deleted by the source's retention
 
 
 class SinkStatus(enum.StrEnum):

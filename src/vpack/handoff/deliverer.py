@@ -174,22 +174,7 @@ class Deliverer:
                     .limit(BATCH)
                 )
             ).scalars()
-            return [
-                Published(
-                    seq=int(v.published_seq or 0),
-                    video_id=v.id,
-                    source_id=v.source_id,
-                    camera=v.camera,
-                    name=v.name,
-                    path=self.store.absolute(v.local_path or ""),
-                    size=v.size,
-                    sha256=v.sha256,
-                    recorded_start=v.recorded_start,
-                    recorded_end=v.recorded_end,
-                    published_at=v.downloaded_at,
-                )
-                for v in rows
-            ]
+            return [Published.of(v, self.store) for v in rows]
 
     async def _delivered(self, sink: Sink, video: Published, detail: str) -> None:
         async with self.db.transaction() as session:

@@ -24,9 +24,10 @@ from urllib.parse import urlsplit
 import httpx
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 
+from vpack.db.models import Video
 from vpack.security.destinations import check_destination
 from vpack.settings import Settings
-from vpack.store import safe_name
+from vpack.store import VideoStore, safe_name
 
 # What VPACK's own scanner writes into file_list (backend/modules/scheduler/file_lister.py
 # in Binhnguyen041280/VPACK): a normal scan's program_type, and the status it sets.
@@ -53,6 +54,23 @@ class Published:
     recorded_start: datetime | None
     recorded_end: datetime | None
     published_at: datetime | None
+
+    @classmethod
+    def of(cls, row: Video, store: VideoStore) -> Published:
+        """A published video row as sinks see it."""
+        return cls(
+            seq=int(row.published_seq or 0),
+            video_id=row.id,
+            source_id=row.source_id,
+            camera=row.camera,
+            name=row.name,
+            path=store.absolute(row.local_path or ""),
+            size=row.size,
+            sha256=row.sha256,
+            recorded_start=row.recorded_start,
+            recorded_end=row.recorded_end,
+            published_at=row.downloaded_at,
+        )
 
     def event(self) -> dict[str, Any]:
         """The JSON a webhook receives; `id` is the same on every retry."""
@@ -99,6 +117,11 @@ class SinkKind:
     async def deliver(self, video: Published) -> str:
         """Hand the video on; return what was done, for the delivery log."""
         raise NotImplementedError
+
+    async def done_with(self, video: Published) -> bool:
+        """May our copy go? Once delivered, yes, unless the consumer still reads it
+        where we keep it (VPACK's queue names our path until VPACK has processed it)."""
+        return True
 
 
 def _inside_allowed_roots(path: Path, settings: Settings, what: str) -> Path:
@@ -237,6 +260,20 @@ class VpackQueueSink(SinkKind):
                     db.execute("ROLLBACK")
                 raise
         return f"queued {video.path}"
+
+    async def done_with(self, video: Published) -> bool:
+        return await asyncio.to_thread(self._processed, video)
+
+    def _processed(self, video: Published) -> bool:
+        """Has VPACK marked the file processed (is_processed = 1)? Unknown is no."""
+        try:
+            with closing(_vpack_db(self._path())) as db:
+                row = db.execute(
+                    "SELECT is_processed FROM file_list WHERE file_path = ?", (str(video.path),)
+                ).fetchone()
+        except (DeliveryFailed, sqlite3.Error):
+            return False
+        return row is not None and row[0] == 1
 
     def _local(self, when: datetime) -> str:
         """A time as VPACK stores its own: the shop's wall clock with its offset."""

@@ -42,6 +42,7 @@ class Action(enum.StrEnum):
     SINK_CREATED = "sink_created"
     SINK_CHANGED = "sink_changed"
     SINK_REMOVED = "sink_removed"
+    COPY_DELETED = "copy_deleted"
     KEY_ROTATED = "key_rotated"
     VPACK_IMPORTED = "vpack_imported"
 

@@ -8,6 +8,7 @@ import signal
 from collections.abc import Callable
 
 from vpack.handoff.deliverer import Deliverer
+from vpack.retention import Retention
 from vpack.sync.engine import SyncEngine
 from vpack.sync.progress import NullProgress, ProgressSink
 from vpack.sync.scheduler import due_sources
@@ -24,11 +25,15 @@ class LocalExecutor:
         tick_seconds: float,
         progress: ProgressSink | None = None,
         deliverer: Deliverer | None = None,
+        retention: Retention | None = None,
+        retention_every: float = 600.0,
     ) -> None:
         self.engine = engine
         self.tick = tick_seconds
         self.progress = progress or NullProgress()
         self.deliverer = deliverer  # hands published videos on to the sources' sinks
+        self.retention = retention  # deletes copies past their source's keep_days
+        self.retention_every = retention_every
         self.wake = asyncio.Event()  # a scan found something to download (or a user asked)
         self.scan_now = asyncio.Event()  # a user asked for a sync
         self.published = asyncio.Event()  # downloads published videos: sinks have work
@@ -47,6 +52,8 @@ class LocalExecutor:
             group.create_task(self._download_loop(stop))
             if self.deliverer is not None:
                 group.create_task(self._delivery_loop(stop, self.deliverer))
+            if self.retention is not None:
+                group.create_task(self._retention_loop(stop, self.retention))
         await self.engine.aclose()
 
     async def _scan_loop(self, stop: asyncio.Event) -> None:
@@ -102,6 +109,17 @@ class LocalExecutor:
             except Exception:
                 log.exception("delivery pass failed")
             await _sleep_or(stop, self.tick, self.published)
+
+    async def _retention_loop(self, stop: asyncio.Event, retention: Retention) -> None:
+        while not stop.is_set():
+            try:
+                deleted = await retention.prune()
+            except Exception:
+                log.exception("retention pass failed")
+            else:
+                if deleted:
+                    log.info("retention: %d local copies deleted", deleted)
+            await _sleep_or(stop, self.retention_every)
 
 
 async def _sleep_or(stop: asyncio.Event, seconds: float, *others: asyncio.Event) -> None:

@@ -854,6 +854,11 @@ export interface components {
             options?: {
                 [key: string]: unknown;
             };
+            /**
+             * Keep Days
+             * @description delete local copies this many days after publish (null: keep them)
+             */
+            keep_days?: number | null;
         };
         /** NewUser */
         NewUser: {
@@ -1008,6 +1013,11 @@ export interface components {
             options?: {
                 [key: string]: unknown;
             } | null;
+            /**
+             * Keep Days
+             * @description delete local copies this many days after publish (null: keep them)
+             */
+            keep_days?: number | null;
         };
         /** Filters */
         SourceFilters: {
@@ -1065,6 +1075,8 @@ export interface components {
             options: {
                 [key: string]: unknown;
             };
+            /** Keep Days */
+            keep_days: number | null;
             /** Status */
             status: string;
             /** Last Error */
@@ -1174,6 +1186,11 @@ export interface components {
             local_path: string | null;
             /** Removed At */
             removed_at: string | null;
+            /**
+             * Removed Local At
+             * @description when retention deleted our copy (the row and the original stay)
+             */
+            removed_local_at: string | null;
             /** Downloaded At */
             downloaded_at: string | null;
             /**

@@ -52,6 +52,7 @@ def _out(source: Source, provider: str, counts: dict[str, int]) -> SourceOut:
         interval_s=source.interval_s,
         filters=dict(source.filters),
         options=dict(source.options),
+        keep_days=source.keep_days,
         status=source.status,
         last_error=source.last_error,
         last_scan_at=source.last_scan_at,
@@ -91,6 +92,7 @@ async def create_source(
         interval_s=body.interval_s,
         cameras=body.cameras,
         filters=body.filters.model_dump(mode="json", exclude_defaults=True),
+        keep_days=body.keep_days,
     )
     nudge(request)
     return await _source_out(session, await owned_source(session, source_id, user))
@@ -141,6 +143,8 @@ async def change_source(
         )
     if "name" in changes:
         stored["name"] = changes["name"].strip()
+    if "keep_days" in body.model_fields_set:  # null is a value here: keep for ever
+        stored["keep_days"] = body.keep_days
     rescan = bool(changes.keys() & _WHAT_A_SCAN_READS)
     if rescan:
         # New settings are tried at once: a source that needed attention (a folder

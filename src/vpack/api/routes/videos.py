@@ -45,6 +45,7 @@ def video_out(v: Video) -> VideoOut:
         codecs=v.codecs,
         local_path=v.local_path,
         removed_at=v.removed_at,
+        removed_local_at=v.removed_local_at,
         downloaded_at=v.downloaded_at,
         created_at=v.created_at,
     )
@@ -135,6 +136,9 @@ async def video_content(video: OwnedVideo, services: ServicesDep) -> FileRespons
     """The verified copy; honours Range so browsers can seek while playing."""
     if video.state != VideoState.DONE or not video.local_path:
         raise HTTPException(409, f"video {video.id} is not downloaded yet ({video.state})")
+    if video.removed_local_at is not None:
+        when = f"{video.removed_local_at:%Y-%m-%d %H:%M} UTC"
+        raise HTTPException(410, f"the copy of video {video.id} was deleted by retention on {when}")
     path = services.store.absolute(video.local_path)
     if not path.is_file():
         raise HTTPException(410, f"the copy of video {video.id} is no longer on disk")
