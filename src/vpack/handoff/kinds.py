@@ -21,7 +21,6 @@ from pathlib import Path
 from typing import Any, ClassVar, Literal
 from urllib.parse import urlsplit
 
-import httpx
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 
 from vpack.db.models import Video
@@ -355,6 +354,8 @@ class WebhookSink(SinkKind):
             EVENT_HEADER: event["id"],
             SIGNATURE_HEADER: sign(self.config.secret.get_secret_value(), timestamp, body),
         }
+        import httpx  # here: the CLI and most sinks never load the HTTP stack
+
         try:
             async with httpx.AsyncClient(timeout=self.timeout, follow_redirects=False) as http:
                 answer = await http.post(self.config.url, content=body, headers=headers)
