@@ -19,12 +19,17 @@ import httpx
 import pytest
 from fastapi.testclient import TestClient
 
-from tests.api.conftest import ADMIN, wait_for
-from tests.api.test_google_drive_flow import _children, _published, _sync, _videos
+from tests.api.conftest import wait_for, worker_browser
+from tests.api.test_google_drive_flow import (
+    _camera_source,
+    _children,
+    _published,
+    _sync,
+    _videos,
+)
 from tests.media import make_video
 from tests.providers.dropbox.emulator import DropboxEmulator
 from tests.providers.dropbox.harness import APP_KEY, APP_SECRET, emulator_env
-from vpack.api.app import create_app
 from vpack.settings import Settings
 
 REDIRECT = "http://testserver/api/cloud/dropbox/oauth/callback"
@@ -42,19 +47,8 @@ def dbx(monkeypatch: pytest.MonkeyPatch) -> Iterator[DropboxEmulator]:
 
 @pytest.fixture
 def browser(api_settings: Settings, dbx: DropboxEmulator) -> Iterator[TestClient]:
-    """A signed-in browser on a service whose worker (and its watchers) really run."""
-    app_settings = api_settings.model_copy(
-        update={
-            "public_url": "http://testserver",
-            "scheduler_tick_seconds": 0.1,
-            "retry_base_seconds": 3600.0,
-        }
-    )
-    with TestClient(create_app(app_settings, run_worker=True)) as client:
-        client.post("/api/setup", json={"email": ADMIN[0], "password": ADMIN[1]})
-        client.post("/api/auth/login", json={"email": ADMIN[0], "password": ADMIN[1]})
-        client.headers["X-CSRF-Token"] = client.cookies["vpack_csrf"]
-        yield client
+    with worker_browser(api_settings) as signed_in:
+        yield signed_in
 
 
 def _connect(browser: TestClient, dbx: DropboxEmulator) -> int:
@@ -102,17 +96,8 @@ def test_connect_browse_sync_changes_longpoll_and_reauth(
     cameras = _children(browser, connection, area["id"])
     assert set(cameras) == {"Cam1", "Cam2", "Cam3"}
 
-    made = browser.post(
-        "/api/sources",
-        json={
-            "connection_id": connection,
-            "name": "Packing desks",
-            "selections": [cameras["Cam1"]["id"], cameras["Cam2"]["id"]],
-            "options": {"cameras_from": "selection"},
-        },
-    )
-    assert made.status_code == 201, made.text
-    source = made.json()["id"]
+    made = _camera_source(browser, connection, [cameras["Cam1"]["id"], cameras["Cam2"]["id"]])
+    source = made["id"]
     _sync(browser, source, lambda v: len(v) == 2 and all(x["state"] == "done" for x in v.values()))
     videos = _videos(browser, source)
     assert {v["camera"] for v in videos.values()} == {"Cam1", "Cam2"}
@@ -166,7 +151,8 @@ def test_connect_browse_sync_changes_longpoll_and_reauth(
     assert [r.headers.get("range") is not None for r in _downloads(dbx)] == [False, True]
     dbx.corrupt_next_download()
     dbx.add_file("/Project/Area/Cam2/order-1007.mp4", other)
-    _sync(browser, source, lambda v: v.get("order-1007.mp4", {}).get("error"))
+    # The watcher fetches it on its own; "Sync now" would retry it at once.
+    wait_for(lambda: _videos(browser, source).get("order-1007.mp4", {}).get("error"))
     bad = _videos(browser, source)["order-1007.mp4"]
     assert bad["state"] != "done" and bad["local_path"] is None
 

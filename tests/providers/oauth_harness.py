@@ -10,7 +10,10 @@ import hashlib
 import os
 import secrets
 from abc import abstractmethod
-from typing import Any, ClassVar
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any, ClassVar, TypeVar
 from urllib.parse import parse_qs, urlsplit
 
 import httpx
@@ -146,3 +149,16 @@ async def connect(
         reconnect_id=None,
     )
     return connection.id
+
+
+H = TypeVar("H", bound=Harness)
+
+
+@asynccontextmanager
+async def running(factory: type[H], base: Path) -> AsyncIterator[H]:
+    """A harness for one test, its emulator stopped afterwards (for fixtures)."""
+    made = factory(base)  # type: ignore[call-arg]
+    try:
+        yield made
+    finally:
+        await made.aclose()

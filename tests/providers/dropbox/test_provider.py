@@ -17,6 +17,7 @@ from sqlalchemy import select
 from tests.conformance.cases import CLIP, published, read, scan_all
 from tests.conformance.harness import videos_of
 from tests.providers.dropbox.harness import APP_KEY, DropboxHarness, emulator_env
+from tests.providers.oauth_harness import running
 from vpack.db.models import Connection, ConnectionStatus, Source, VideoState
 from vpack.providers.base import Checkpoint, Found, Removed, ScanEvent
 from vpack.providers.dropbox.provider import DropboxProvider
@@ -34,20 +35,14 @@ class TeamHarness(DropboxHarness):
 
 @pytest.fixture
 async def dbx(tmp_path: Path) -> AsyncIterator[DropboxHarness]:
-    made = DropboxHarness(tmp_path)
-    try:
+    async with running(DropboxHarness, tmp_path) as made:
         yield made
-    finally:
-        await made.aclose()
 
 
 @pytest.fixture
 async def team(tmp_path: Path) -> AsyncIterator[DropboxHarness]:
-    made = TeamHarness(tmp_path)
-    try:
+    async with running(TeamHarness, tmp_path) as made:
         yield made
-    finally:
-        await made.aclose()
 
 
 def downloads(h: DropboxHarness) -> int:
@@ -70,6 +65,14 @@ async def events(
     finally:
         await provider.aclose()
     return seen, last
+
+
+async def synced(services: Services, h: DropboxHarness) -> int:
+    """A source over the harness's selection with Cam1/a.mp4 (CLIP), synced once."""
+    await h.add_video("Cam1", "a.mp4", CLIP)
+    source_id = await h.add_source(services)
+    await services.engine.sync([source_id])
+    return source_id
 
 
 async def wait_until(check: Callable[[], Awaitable[bool]], seconds: float = 20) -> None:
@@ -104,17 +107,16 @@ async def test_first_scan_pages_of_2000_with_a_checkpoint_each_then_one_request(
 async def test_a_reset_cursor_lists_again_without_fetching_anything_twice(
     services: Services, dbx: DropboxHarness
 ) -> None:
-    await dbx.add_video("Cam1", "a.mp4", CLIP)
-    await dbx.add_video("Cam2", "b.mp4", b"b" * 1000)
+    for camera, name in [("Cam1", "a.mp4"), ("Cam2", "b.mp4"), ("Cam2", "c.mp4")]:
+        dbx.dbx.add_file(dbx.path(camera, name), CLIP)
     source_id = await dbx.add_source(services)
-    await services.engine.sync([source_id])
-    before = downloads(dbx)
+    assert (await services.engine.sync([source_id])).total("downloaded") == 3
+    fetched = downloads(dbx)
     dbx.dbx.reset_cursors()  # continue now answers 409 reset
-    report = await services.engine.sync([source_id])
-    assert report.ok and report.total("downloaded") == 0 and downloads(dbx) == before
+    relisted = await services.engine.sync([source_id])
+    assert relisted.ok and relisted.total("new") == 0 and downloads(dbx) == fetched
+    assert dbx.dbx.count("/2/files/list_folder/continue") >= 1
     assert all(r.state == VideoState.DONE for r in await videos_of(services, source_id))
-    await dbx.add_video("Cam1", "c.mp4", b"after the reset")
-    assert (await services.engine.sync([source_id])).total("downloaded") == 1
 
 
 async def test_deleted_files_and_folders_are_removed_by_path(dbx: DropboxHarness) -> None:
@@ -139,9 +141,7 @@ async def test_deleted_files_and_folders_are_removed_by_path(dbx: DropboxHarness
 async def test_a_rename_or_move_fetches_nothing_and_removes_nothing(
     services: Services, dbx: DropboxHarness
 ) -> None:
-    await dbx.add_video("Cam1", "a.mp4", CLIP)
-    source_id = await dbx.add_source(services)
-    await services.engine.sync([source_id])
+    source_id = await synced(services, dbx)
     before = downloads(dbx)
     dbx.dbx.move("/Project/Area/Cam1/a.mp4", "/Project/Area/Cam1/renamed.mp4")
     dbx.dbx.move("/Project/Area/Cam1/renamed.mp4", "/Project/Area/Cam2/renamed.mp4")
@@ -156,9 +156,7 @@ async def test_a_rename_or_move_fetches_nothing_and_removes_nothing(
 
 
 async def test_a_changed_file_is_fetched_again(services: Services, dbx: DropboxHarness) -> None:
-    await dbx.add_video("Cam1", "a.mp4", CLIP)
-    source_id = await dbx.add_source(services)
-    await services.engine.sync([source_id])
+    source_id = await synced(services, dbx)
     await dbx.add_video("Cam1", "a.mp4", b"new content")  # a new revision at the same path
     report = await services.engine.sync([source_id])
     assert report.total("downloaded") == 1 and report.total("removed") == 0
@@ -314,9 +312,7 @@ async def _polling(h: DropboxHarness) -> bool:
 async def test_a_failing_longpoll_backs_off_and_never_stops_the_executor(
     services: Services, dbx: DropboxHarness
 ) -> None:
-    await dbx.add_video("Cam1", "a.mp4", CLIP)
-    source_id = await dbx.add_source(services)
-    await services.engine.sync([source_id])
+    await synced(services, dbx)
     dbx.dbx.rate_limit_next(1000, retry_after=1)  # every call, longpoll included, is refused
     stop = asyncio.Event()
     runner = asyncio.create_task(
