@@ -117,6 +117,12 @@ async def test_a_reset_cursor_lists_again_without_fetching_anything_twice(
     assert relisted.ok and relisted.total("new") == 0 and downloads(dbx) == fetched
     assert dbx.dbx.count("/2/files/list_folder/continue") >= 1
     assert all(r.state == VideoState.DONE for r in await videos_of(services, source_id))
+    dbx.dbx.delete(dbx.path("Cam2", "c.mp4"))  # while the cursor is dead
+    dbx.dbx.reset_cursors()
+    again = await services.engine.sync([source_id])
+    assert again.total("removed") == 1 and again.total("downloaded") == 0
+    rows = {r.name: r for r in await videos_of(services, source_id)}
+    assert rows["c.mp4"].removed_at is not None and rows["a.mp4"].removed_at is None
 
 
 async def test_deleted_files_and_folders_are_removed_by_path(dbx: DropboxHarness) -> None:

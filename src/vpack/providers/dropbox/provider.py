@@ -12,7 +12,8 @@ cursor the last page gives, with a checkpoint after every page; later scans foll
 `list_folder/continue` from the stored cursor, one request when nothing changed. A
 cursor Dropbox no longer honours (409 `reset`, or the selection's folder moved so its
 path is gone) lists the selection again; rows are keyed by (id, rev), so nothing
-already copied is fetched again.
+already copied is fetched again, and the videos the old cursor knew that the new
+listing lacks are reported removed.
 
 Deleted entries carry a path and no id (DeletedMetadata: "remove it and all its
 children"), while rows are keyed by the file's id so a rename or move fetches nothing.
@@ -402,13 +403,20 @@ class DropboxProvider(Provider):
         def apply(listing: _Listing, entries: list[dict[str, Any]]) -> AsyncIterator[ScanEvent]:
             return self._apply(listing, entries, options)
 
-        return walk_then_follow(
-            _Listing.load(cursor, selection),
-            begin=begin,
-            walk=lambda listing: follow(listing, page_from, apply),
-            page_from=page_from,
-            apply=apply,
-        )
+        previous = _Listing.load(cursor, selection)
+
+        async def walk(listing: _Listing) -> AsyncIterator[ScanEvent]:
+            async for event in follow(listing, page_from, apply):
+                yield event
+            if previous is not None:
+                # Listed again after a reset: what was there before and is not now went
+                # while the cursor was dead (no deleted entry will ever say so).
+                still = set(listing.videos.values())
+                for remote_id in dict.fromkeys(previous.videos.values()):
+                    if remote_id not in still:
+                        yield Removed(remote_id)
+
+        return walk_then_follow(previous, begin=begin, walk=walk, page_from=page_from, apply=apply)
 
     async def _apply(
         self, listing: _Listing, entries: list[dict[str, Any]], options: DropboxSourceOptions
