@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
@@ -53,6 +54,25 @@ def api_settings(settings: Settings, footage: Path) -> Settings:
 def client(api_settings: Settings) -> Iterator[TestClient]:
     with TestClient(create_app(api_settings, run_worker=False)) as test_client:
         yield test_client
+
+
+@contextmanager
+def worker_browser(api_settings: Settings) -> Iterator[TestClient]:
+    """The admin's signed-in browser on a service whose worker (and watchers) really run,
+    for a cloud account's end-to-end flow. A failed file waits for "Sync now" (not a
+    50 ms backoff), so each step can see the failure before the retry that heals it."""
+    app_settings = api_settings.model_copy(
+        update={
+            "public_url": "http://testserver",
+            "scheduler_tick_seconds": 0.1,
+            "retry_base_seconds": 3600.0,
+        }
+    )
+    with TestClient(create_app(app_settings, run_worker=True)) as browser:
+        browser.post("/api/setup", json={"email": ADMIN[0], "password": ADMIN[1]})
+        browser.post("/api/auth/login", json={"email": ADMIN[0], "password": ADMIN[1]})
+        browser.headers["X-CSRF-Token"] = browser.cookies["vpack_csrf"]
+        yield browser
 
 
 def login(client: TestClient, email: str, password: str) -> str:

@@ -17,11 +17,10 @@ import httpx
 import pytest
 from fastapi.testclient import TestClient
 
-from tests.api.conftest import ADMIN, wait_for
+from tests.api.conftest import wait_for, worker_browser
 from tests.media import make_video
 from tests.providers.google_drive.emulator import DriveEmulator
 from tests.providers.google_drive.harness import CLIENT_ID, CLIENT_SECRET
-from vpack.api.app import create_app
 from vpack.providers.kit.oauth import env_name
 from vpack.settings import Settings
 
@@ -49,21 +48,8 @@ def drive(monkeypatch: pytest.MonkeyPatch) -> Iterator[DriveEmulator]:
 
 @pytest.fixture
 def browser(api_settings: Settings, drive: DriveEmulator) -> Iterator[TestClient]:
-    """A signed-in browser on a service whose worker really runs."""
-    app_settings = api_settings.model_copy(
-        # A failed file waits for "Sync now" (not a 50 ms backoff), so each step
-        # can see the failure before the retry that heals it.
-        update={
-            "public_url": "http://testserver",
-            "scheduler_tick_seconds": 0.1,
-            "retry_base_seconds": 3600.0,
-        }
-    )
-    with TestClient(create_app(app_settings, run_worker=True)) as client:
-        client.post("/api/setup", json={"email": ADMIN[0], "password": ADMIN[1]})
-        client.post("/api/auth/login", json={"email": ADMIN[0], "password": ADMIN[1]})
-        client.headers["X-CSRF-Token"] = client.cookies["vpack_csrf"]
-        yield client
+    with worker_browser(api_settings) as signed_in:
+        yield signed_in
 
 
 def _connect(browser: TestClient) -> int:
@@ -113,6 +99,21 @@ def _media_requests(drive: DriveEmulator) -> list[Any]:
     return [r for r in drive.requests if r.query.get("alt") == "media"]
 
 
+def _camera_source(browser: TestClient, connection: int, folders: list[str]) -> Any:
+    """A source on camera folders, each its own camera (the created source's JSON)."""
+    made = browser.post(
+        "/api/sources",
+        json={
+            "connection_id": connection,
+            "name": "Packing desks",
+            "selections": folders,
+            "options": {"cameras_from": "selection"},
+        },
+    )
+    assert made.status_code == 201, made.text
+    return made.json()
+
+
 def _published(browser: TestClient, video: dict[str, Any]) -> bytes:
     answer = browser.get(f"/api/videos/{video['id']}/content")
     assert answer.status_code == 200
@@ -148,18 +149,9 @@ def test_connect_browse_sync_changes_and_faults(
     assert not cameras["Cam1"]["has_children"]
 
     # A source on two of the camera folders; each is its own camera.
-    made = browser.post(
-        "/api/sources",
-        json={
-            "connection_id": connection,
-            "name": "Packing desks",
-            "selections": [cameras["Cam1"]["id"], cameras["Cam2"]["id"]],
-            "options": {"cameras_from": "selection"},
-        },
-    )
-    assert made.status_code == 201, made.text
-    source = made.json()["id"]
-    assert made.json()["selection_names"] == {
+    made = _camera_source(browser, connection, [cameras["Cam1"]["id"], cameras["Cam2"]["id"]])
+    source = made["id"]
+    assert made["selection_names"] == {
         cameras["Cam1"]["id"]: "Cam1",
         cameras["Cam2"]["id"]: "Cam2",
     }

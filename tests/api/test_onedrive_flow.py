@@ -17,12 +17,17 @@ import httpx
 import pytest
 from fastapi.testclient import TestClient
 
-from tests.api.conftest import ADMIN, wait_for
-from tests.api.test_google_drive_flow import _children, _published, _sync, _videos
+from tests.api.conftest import wait_for, worker_browser
+from tests.api.test_google_drive_flow import (
+    _camera_source,
+    _children,
+    _published,
+    _sync,
+    _videos,
+)
 from tests.media import make_video
 from tests.providers.onedrive.emulator import OneDriveEmulator
 from tests.providers.onedrive.harness import CLIENT_ID, emulator_env
-from vpack.api.app import create_app
 from vpack.settings import Settings
 
 REDIRECT = "http://testserver/api/cloud/onedrive/oauth/callback"
@@ -40,19 +45,8 @@ def od(monkeypatch: pytest.MonkeyPatch) -> Iterator[OneDriveEmulator]:
 
 @pytest.fixture
 def browser(api_settings: Settings, od: OneDriveEmulator) -> Iterator[TestClient]:
-    """A signed-in browser on a service whose worker really runs."""
-    app_settings = api_settings.model_copy(
-        update={
-            "public_url": "http://testserver",
-            "scheduler_tick_seconds": 0.1,
-            "retry_base_seconds": 3600.0,
-        }
-    )
-    with TestClient(create_app(app_settings, run_worker=True)) as client:
-        client.post("/api/setup", json={"email": ADMIN[0], "password": ADMIN[1]})
-        client.post("/api/auth/login", json={"email": ADMIN[0], "password": ADMIN[1]})
-        client.headers["X-CSRF-Token"] = client.cookies["vpack_csrf"]
-        yield client
+    with worker_browser(api_settings) as signed_in:
+        yield signed_in
 
 
 def _connect(browser: TestClient, od: OneDriveEmulator, reconnect: int | None = None) -> int:
@@ -108,17 +102,8 @@ def test_connect_browse_sync_changes_and_reauth(
     assert set(cameras) == {"Cam1", "Cam2", "Cam3"}
     assert cameras["Cam1"]["has_children"]  # childCount counts files too: a hint
 
-    made = browser.post(
-        "/api/sources",
-        json={
-            "connection_id": connection,
-            "name": "Packing desks",
-            "selections": [cameras["Cam1"]["id"], cameras["Cam2"]["id"]],
-            "options": {"cameras_from": "selection"},
-        },
-    )
-    assert made.status_code == 201, made.text
-    source = made.json()["id"]
+    made = _camera_source(browser, connection, [cameras["Cam1"]["id"], cameras["Cam2"]["id"]])
+    source = made["id"]
     _sync(browser, source, lambda v: len(v) == 2 and all(x["state"] == "done" for x in v.values()))
     videos = _videos(browser, source)
     assert {v["camera"] for v in videos.values()} == {"Cam1", "Cam2"}

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from tests.conformance.harness import CAPABILITIES, Harness
+from tests.providers.dropbox.harness import DropboxHarness
 from tests.providers.google_drive.harness import GoogleDriveHarness
 from tests.providers.hikvision.harness import HikvisionHarness
 from tests.providers.local.harness import LocalHarness
@@ -23,6 +24,7 @@ HARNESSES: dict[str, tuple[frozenset[str], Callable[[Path], Harness]]] = {
     "hikvision": (HikvisionHarness.capabilities, HikvisionHarness),
     "google_drive": (GoogleDriveHarness.capabilities, GoogleDriveHarness),
     "onedrive": (OneDriveHarness.capabilities, OneDriveHarness),
+    "dropbox": (DropboxHarness.capabilities, DropboxHarness),
 }
 
 

@@ -47,6 +47,9 @@ class Features:
     time_indexed: bool = False  # recordings are time ranges on channels (the UI: a camera)
     needs_remux: bool = False  # bytes arrive in a vendor container (PS, DAV, FLV, TS)
     page_size: int = 1000
+    # Provider.wait_for_changes works: a watcher can scan a connection as soon as its
+    # store reports a change (Dropbox's longpoll), the interval scan staying the net.
+    change_notifications: bool = False
 
 
 # ---------------------------------------------------------------- data types
@@ -223,6 +226,12 @@ class Provider(ABC):
         provider may learn while reading that the listed value is no content hash
         (S3's SSE-KMS ETags) and say None, leaving size and sha256."""
         return video.hash
+
+    async def wait_for_changes(self, cursors: list[str], seconds: float) -> bool:
+        """Wait up to about `seconds` for a change after any of `cursors` (the
+        stored cursors of the connection's selections); True when there is one, False
+        when the wait ran out. Only for Features.change_notifications."""
+        raise NotImplementedError(f"{self.label} sends no change notifications")
 
     async def validate_selection(self, selection: str) -> str:
         """Raise BadConfig unless `selection` can be synced; return its display name."""

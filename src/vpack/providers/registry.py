@@ -33,6 +33,7 @@ _BUILTIN = {
     "google_drive": "vpack.providers.google_drive.provider",
     "hikvision": "vpack.providers.hikvision.provider",
     "local": "vpack.providers.local.provider",
+    "dropbox": "vpack.providers.dropbox.provider",
     "onedrive": "vpack.providers.onedrive.provider",
     "s3": "vpack.providers.s3.provider",
 }

@@ -1,19 +1,36 @@
-"""Running the engine's steps in the background: the local (asyncio) executor."""
+"""Running the engine's steps in the background: the local (asyncio) executor, and the
+change watchers that scan a connection as soon as its store reports a change."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import random
 import signal
+import time
 from collections.abc import Callable
 
+from vpack.db.models import Connection
 from vpack.handoff.deliverer import Deliverer
+from vpack.providers.base import Provider
+from vpack.providers.errors import RateLimited
 from vpack.retention import Retention
 from vpack.sync.engine import SyncEngine
 from vpack.sync.progress import NullProgress, ProgressSink
-from vpack.sync.scheduler import due_sources
+from vpack.sync.scheduler import (
+    due_sources,
+    scan_connection_now,
+    stored_cursors,
+    watched_connections,
+)
 
 log = logging.getLogger(__name__)
+
+WATCH_SECONDS = 120.0  # one wait for changes (Dropbox's longpoll takes 30 to 480)
+# After a change, the same cursors are not watched again until a scan has taken the
+# change (they would report it at once) or this long has passed (the scan failed).
+SETTLE_SECONDS = 60.0
+WATCH_BACKOFF_CAP = 300.0
 
 
 class LocalExecutor:
@@ -27,9 +44,12 @@ class LocalExecutor:
         deliverer: Deliverer | None = None,
         retention: Retention | None = None,
         retention_every: float = 600.0,
+        *,
+        watch_seconds: float = WATCH_SECONDS,
     ) -> None:
         self.engine = engine
         self.tick = tick_seconds
+        self.watch_seconds = watch_seconds
         self.progress = progress or NullProgress()
         self.deliverer = deliverer  # hands published videos on to the sources' sinks
         self.retention = retention  # deletes copies past their source's keep_days
@@ -54,6 +74,7 @@ class LocalExecutor:
                 group.create_task(self._delivery_loop(stop, self.deliverer))
             if self.retention is not None:
                 group.create_task(self._retention_loop(stop, self.retention))
+            group.create_task(self._watch_loop(stop))
         await self.engine.aclose()
 
     async def _scan_loop(self, stop: asyncio.Event) -> None:
@@ -120,6 +141,70 @@ class LocalExecutor:
                 if deleted:
                     log.info("retention: %d local copies deleted", deleted)
             await _sleep_or(stop, self.retention_every)
+
+    # ---------------------------------------------------------------- change watchers
+    async def _watch_loop(self, stop: asyncio.Event) -> None:
+        """One watcher per connection whose provider sends change notifications, started
+        and stopped as connections come and go; all cancelled when the executor stops."""
+        watchers: dict[int, asyncio.Task[None]] = {}
+        try:
+            while not stop.is_set():
+                try:
+                    wanted = set(await watched_connections(self.engine.db))
+                except Exception:
+                    log.exception("could not list the connections to watch")
+                    wanted = set(watchers)
+                for connection_id in list(watchers):
+                    if connection_id not in wanted or watchers[connection_id].done():
+                        watchers.pop(connection_id).cancel()
+                for connection_id in wanted - set(watchers):
+                    watchers[connection_id] = asyncio.create_task(self._watch(connection_id, stop))
+                await _sleep_or(stop, self.tick)
+        finally:
+            for task in watchers.values():
+                task.cancel()
+            await asyncio.gather(*watchers.values(), return_exceptions=True)
+
+    async def _watch(self, connection_id: int, stop: asyncio.Event) -> None:
+        """Wait for changes after the connection's stored cursors; on one, make its
+        sources due and wake the scan loop. Errors back off; none ends the executor."""
+        failures = 0
+        polled: list[str] | None = None
+        changed_at = 0.0
+        while not stop.is_set():
+            wait = 0.0
+            try:
+                cursors = await stored_cursors(self.engine.db, connection_id)
+                settling = cursors == polled and time.monotonic() - changed_at < SETTLE_SECONDS
+                if not cursors or settling:
+                    wait = self.tick  # not scanned yet, or the scan has not taken it yet
+                else:
+                    provider = await self._provider(connection_id)
+                    if await provider.wait_for_changes(cursors, self.watch_seconds):
+                        await scan_connection_now(self.engine.db, connection_id)
+                        polled, changed_at = cursors, time.monotonic()
+                        self.scan_now.set()
+                    failures = 0
+            except asyncio.CancelledError:
+                raise
+            except RateLimited as exc:
+                wait = exc.retry_after or WATCH_BACKOFF_CAP / 10
+            except Exception as exc:  # the interval scan is the safety net
+                failures += 1
+                wait = random.uniform(0, min(WATCH_BACKOFF_CAP, 2.0**failures))
+                log.warning("watching connection %s for changes: %s", connection_id, exc)
+            if wait:
+                await _sleep_or(stop, wait)
+
+    async def _provider(self, connection_id: int) -> Provider:
+        built = self.engine.providers.built(connection_id)
+        if built is not None:
+            return built
+        async with self.engine.db.session() as session:
+            connection = await session.get(Connection, connection_id)
+        if connection is None:
+            raise LookupError(f"connection {connection_id} is gone")
+        return self.engine.providers.get(connection)
 
 
 async def _sleep_or(stop: asyncio.Event, seconds: float, *others: asyncio.Event) -> None:

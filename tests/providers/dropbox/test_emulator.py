@@ -13,6 +13,7 @@ import hashlib
 import json
 import os
 import secrets
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -41,8 +42,13 @@ REDIRECT = "http://127.0.0.1:8000/api/cloud/dropbox/oauth/callback"
 
 @pytest.fixture(scope="module")
 def sdk() -> ModuleType:
-    """The SDK, imported once its host variables name the emulator's stand-in hosts."""
+    """The SDK, imported once its host variables name the emulator's stand-in hosts.
+
+    Another test module may have imported it already (tests/unit/test_hashes.py uses
+    its content hasher), with Dropbox's real hosts read in: import it afresh."""
     os.environ.update(SDK_ENVIRONMENT)
+    for name in [m for m in sys.modules if m == "dropbox" or m.startswith("dropbox.")]:
+        del sys.modules[name]
     import dropbox
 
     expected = HOSTS["api"]

@@ -16,8 +16,9 @@ describe("pictureOf", () => {
 });
 
 describe("colourOf", () => {
-  it("gives OneDrive its blue and every other provider a colour from its name", () => {
+  it("gives OneDrive and Dropbox their blues and every other provider a colour from its name", () => {
     expect(colourOf("onedrive")).toBe("#0078d4");
+    expect(colourOf("dropbox")).toBe("#0061FE");
     expect(colourOf("google_drive")).toMatch(/^hsl\(/);
     expect(colourOf("google_drive")).toBe(colourOf("google_drive"));
   });

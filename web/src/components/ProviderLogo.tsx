@@ -25,8 +25,9 @@ function hue(name: string): number {
 }
 
 // Providers people know by their own colour and mark (drawn here, no vendor artwork).
-const BRANDS: Record<string, { colour: string; mark: "filled-cloud" }> = {
+const BRANDS: Record<string, { colour: string; mark: "filled-cloud" | "open-box" }> = {
   onedrive: { colour: "#0078d4", mark: "filled-cloud" },
+  dropbox: { colour: "#0061FE", mark: "open-box" },
 };
 
 export function colourOf(name: string): string {
@@ -63,6 +64,13 @@ export function ProviderLogo({
             fill="#9fd4ff"
           />
           <path d="M14 30a5 5 0 0 1 0-10 7 7 0 0 1 13.2-1.8A5.9 5.9 0 1 1 28.1 30z" fill="#fff" />
+        </g>
+      )}
+      {brand?.mark === "open-box" && (
+        // A box seen from above with its two flaps open: Dropbox's idea, our drawing.
+        <g data-mark="dropbox">
+          <path d="M12 19l-4-5 8-4 4 5zM28 19l4-5-8-4-4 5z" fill="#bcd3ff" />
+          <path d="M12 19l8 4 8-4v8l-8 4-8-4z" fill="#fff" />
         </g>
       )}
       {!brand && picture === "cloud" && (

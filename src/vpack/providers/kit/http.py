@@ -39,6 +39,8 @@ if TYPE_CHECKING:
 DEFAULT_TIMEOUT = httpx.Timeout(60.0, connect=15.0)
 USER_AGENT = f"vpack-sources/{__version__}"
 
+log = logging.getLogger(__name__)
+
 DescribeError = Callable[[httpx.Response], ProviderError]
 
 
@@ -244,6 +246,27 @@ async def ranged_read(
             raise stream_failure(exc, what) from None
     finally:
         await response.aclose()
+
+
+async def resuming(
+    read: Callable[[int], AsyncIterator[bytes]], start: int, what: str, retries: int = 3
+) -> AsyncIterator[bytes]:
+    """`read(offset)`'s bytes from `start`, reading on from where a body broke off, as
+    long as each try brings bytes (a refusal that brings none is the engine's to retry,
+    with its backoff); after `retries` cuts the last one goes up."""
+    position, cuts = start, 0
+    while True:
+        before = position
+        try:
+            async for chunk in read(position):
+                position += len(chunk)
+                yield chunk
+            return
+        except Transient as exc:
+            cuts += 1
+            if exc.restart or position == before or cuts >= retries:
+                raise
+            log.info("%s: %s; reading on from byte %d", what, exc, position)
 
 
 # ---------------------------------------------------------------- redaction

@@ -1,0 +1,1 @@
+"""Dropbox: see provider.py."""
