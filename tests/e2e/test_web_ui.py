@@ -629,6 +629,8 @@ def test_import_from_vpack_screen(chromium: Browser, tmp_path: Path, screens: Sc
         with open_page(chromium, station) as page:
             sign_in(page, ADMIN)
             page.get_by_role("link", name="Import from VPACK").click()
+            page.reload()  # the screen has an address of its own
+            expect(page.get_by_role("heading", name="Import from VPACK")).to_be_visible()
             page.get_by_label("VPACK's database (events.db)").fill(str(vpack.path))
             page.get_by_role("button", name="Dry run").click()
             report = page.get_by_test_id("import-report")
