@@ -47,7 +47,13 @@ def site(dist: Path) -> TestClient:
 
 
 def test_the_page_answers_every_client_route(site: TestClient) -> None:
-    for path in ("/", "/sources/3", "/connections/7/new-source", "/videos?source=2"):
+    for path in (
+        "/",
+        "/sources/3",
+        "/connections/7/new-source",
+        "/videos?source=2",
+        "/admin/import",
+    ):
         page = site.get(path)
         assert page.status_code == 200 and page.text == PAGE, path
         assert page.headers["content-type"].startswith("text/html")

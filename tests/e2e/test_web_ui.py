@@ -29,6 +29,7 @@ from playwright.sync_api import Browser, Page, Response, expect, sync_playwright
 
 from tests.emulators.oauth_server import Client, OAuthEmulator
 from tests.media import make_video
+from tests.vpack_db import VpackDb
 
 pytestmark = pytest.mark.slow
 
@@ -525,3 +526,131 @@ def test_google_drive_through_its_sign_in_page(
                     "() => { const v = document.querySelector('[data-testid=player]');"
                     " return v && !v.error && v.readyState >= 2 && v.currentTime > 0.3; }"
                 )
+
+
+def test_hand_off_to_a_vpack_folder(chromium: Browser, tmp_path: Path, screens: Screens) -> None:
+    """A sink added in source settings hands the synced videos on to VPACK's input folder:
+    the copies appear there, linked, and the section and its log say so."""
+    with run_service(tmp_path) as station:
+        target = station.footage / "vpack-input"  # inside VPACK_LOCAL_ROOTS
+        target.mkdir()
+        with station.api() as anonymous:
+            made = anonymous.post("/api/setup", json={"email": ADMIN[0], "password": ADMIN[1]})
+            assert made.status_code == 201, made.text
+        with station.api(ADMIN) as owner:
+            conn = owner.post(
+                "/api/connections", json={"provider": "local", "name": "Disk", "config": {}}
+            )
+            assert conn.status_code == 201, conn.text
+            source = owner.post(
+                "/api/sources",
+                json={
+                    "connection_id": conn.json()["id"],
+                    "name": "Kho Thủ Đức",
+                    "selections": [str(station.footage / "warehouse")],
+                    "options": {"settle_seconds": 0},
+                },
+            )
+            assert source.status_code == 201, source.text
+            source_id = source.json()["id"]
+            deadline = time.monotonic() + WAIT_MS / 1000
+            while owner.get(f"/api/sources/{source_id}").json()["counts"].get("done", 0) < 2:
+                assert time.monotonic() < deadline, station.log_tail()
+                time.sleep(0.3)
+
+        with open_page(chromium, station) as page:
+            sign_in(page, ADMIN)
+            page.goto(f"/sources/{source_id}")
+            handoff = page.get_by_test_id("handoff")
+            expect(handoff).to_contain_text("Nothing is handed on yet.")
+            handoff.get_by_role("button", name="Add a hand-off").click()
+            expect(page.get_by_label("Hand on to")).to_have_value("vpack_folder")
+            # A folder that is not there is refused by the server, in its words.
+            page.get_by_label("VPACK input folder").fill(str(target / "missing"))
+            page.get_by_label("Name", exact=True).fill("VPACK kho")
+            handoff.get_by_role("button", name="Add hand-off").click()
+            expect(handoff.get_by_role("alert")).to_contain_text("does not exist")
+            page.get_by_label("VPACK input folder").fill(str(target))
+            expect(page.get_by_label("Also hand on videos already published")).to_be_checked()
+            screens.take(page, "source-handoff-add")
+            handoff.get_by_role("button", name="Add hand-off").click()
+
+            sink = handoff.locator("[data-sink-id]", has_text="VPACK kho")
+            expect(sink.get_by_test_id("sink-status")).to_have_text("Working")
+            expect(sink.get_by_test_id("sink-delivered")).to_have_text("2")  # read every 5 s
+            stored = {p.name: p for p in (station.data / "videos").rglob("*.mp4")}
+            for camera, name in (("Cam1", "order-001.mp4"), ("Cam2", "order-002.mp4")):
+                copy = target / camera / name
+                assert copy.is_file(), sorted(str(p) for p in target.rglob("*"))
+                assert copy.stat().st_ino == stored[name].stat().st_ino  # linked, not copied
+            sink.get_by_role("button", name="Delivery log").click()
+            log = sink.get_by_test_id("delivery-log")
+            expect(log.locator("tr[data-ok=true]")).to_have_count(2)
+            expect(log).to_contain_text(f"linked {target}")
+            screens.take(page, "source-handoff")
+
+            # Stopped by its owner: said on the section and on the source's card.
+            sink.get_by_role("button", name="Stop").click()
+            expect(sink.get_by_test_id("sink-status")).to_have_text("Stopped")
+            expect(sink.get_by_test_id("sink-detail")).to_contain_text("stopped by its owner")
+            page.get_by_role("link", name="Sources", exact=True).first.click()
+            card = page.locator(f"[data-source-id='{source_id}']")
+            expect(card.get_by_test_id("sink-warning")).to_contain_text("1 hand-off is stopped")
+
+
+def test_import_from_vpack_screen(chromium: Browser, tmp_path: Path, screens: Screens) -> None:
+    """An administrator tries VPACK's database first, then imports it; the report says what
+    became of each source and each file, and a second import changes nothing."""
+    with run_service(tmp_path) as station:
+        warehouse = station.footage / "warehouse"
+        vpack = VpackDb(station.footage / "events.db")
+        vpack_source = vpack.add_local_source(warehouse)
+        clip = warehouse / "Cam1" / "order-001.mp4"
+        vpack.add_downloads(
+            [
+                {
+                    "source_id": vpack_source,
+                    "camera": "Cam1",
+                    "name": clip.name,
+                    "path": str(clip),
+                    "size": clip.stat().st_size,
+                },
+                {
+                    "source_id": vpack_source,
+                    "camera": "Cam1",
+                    "name": "gone.mp4",
+                    "path": str(warehouse / "Cam1" / "gone.mp4"),
+                    "size": 10,
+                },
+            ]
+        )
+        with station.api() as anonymous:
+            made = anonymous.post("/api/setup", json={"email": ADMIN[0], "password": ADMIN[1]})
+            assert made.status_code == 201, made.text
+        with open_page(chromium, station) as page:
+            sign_in(page, ADMIN)
+            page.get_by_role("link", name="Import from VPACK").click()
+            page.reload()  # the screen has an address of its own
+            expect(page.get_by_role("heading", name="Import from VPACK")).to_be_visible()
+            page.get_by_label("VPACK's database (events.db)").fill(str(vpack.path))
+            page.get_by_role("button", name="Dry run").click()
+            report = page.get_by_test_id("import-report")
+            expect(report.get_by_role("status")).to_contain_text("Nothing was changed")
+            expect(report.get_by_test_id("import-sources")).to_contain_text(
+                f"LocalStorage_warehouse{warehouse}"
+            )
+            files = report.get_by_test_id("import-files")
+            expect(files.locator("tr[data-outcome=missing]")).to_contain_text("gone.mp4")
+            with station.api(ADMIN) as owner:
+                assert owner.get("/api/sources").json() == []  # a dry run changes nothing
+
+            page.get_by_role("button", name="Import", exact=True).click()
+            expect(report.get_by_role("heading", name="Imported", exact=True)).to_be_visible()
+            expect(report.get_by_test_id("import-counts")).to_contain_text("Imported1")
+            screens.take(page, "import-vpack")
+            page.get_by_role("button", name="Import", exact=True).click()
+            expect(report.locator("tr[data-outcome='already imported']").first).to_be_visible()
+            report.get_by_role("link", name="LocalStorage_warehouse").click()
+            expect(
+                page.get_by_role("heading", name="Settings: LocalStorage_warehouse")
+            ).to_be_visible()

@@ -12,6 +12,7 @@ import { SourceSettings } from "./pages/SourceSettings";
 import { Videos } from "./pages/Videos";
 import { Audit } from "./pages/Audit";
 import { Users } from "./pages/Users";
+import { VpackImport } from "./pages/VpackImport";
 
 type Session =
   { state: "loading" } | { state: "setup" } | { state: "signed-out" } | { state: "signed-in"; user: User };
@@ -129,7 +130,10 @@ function Layout({ user, onSignedOut }: { user: User; onSignedOut: () => void }) 
     ["/videos", t("nav.videos"), path.startsWith("/videos")],
     ["/audit", t("nav.audit"), path.startsWith("/audit")],
   ];
-  if (isAdmin) nav.push(["/users", t("nav.users"), path.startsWith("/users")]);
+  if (isAdmin) {
+    nav.push(["/users", t("nav.users"), path.startsWith("/users")]);
+    nav.push(["/admin/import", t("nav.import"), path.startsWith("/admin/import")]);
+  }
 
   return (
     <div className="app">
@@ -181,6 +185,7 @@ function Screen({ path, user }: { path: string; user: User }) {
   if (path === "/videos") return <Videos />;
   if (path === "/audit") return <Audit user={user} />;
   if (path === "/users" && user.role === "admin") return <Users me={user} />;
+  if (path === "/admin/import" && user.role === "admin") return <VpackImport />;
   return (
     <section>
       <h1>{t("notFound.title")}</h1>

@@ -12,6 +12,10 @@ export type Source = Schemas["SourceOut"];
 export type SourceStatus = Schemas["SourceStatusOut"];
 export type Video = Schemas["VideoOut"];
 export type AuditEvent = Schemas["AuditOut"];
+export type Sink = Schemas["SinkOut"];
+export type SinkKind = Schemas["SinkKindOut"];
+export type Delivery = Schemas["DeliveryOut"];
+export type VpackImport = Schemas["VpackImportOut"];
 
 export const CSRF_COOKIE = "vpack_csrf";
 export const CSRF_HEADER = "X-CSRF-Token";

@@ -20,7 +20,11 @@ export const ACTIONS = [
   "source_changed",
   "source_removed",
   "sync_failed",
+  "sink_created",
+  "sink_changed",
+  "sink_removed",
   "key_rotated",
+  "vpack_imported",
 ] as const;
 
 function detailText(detail: Record<string, unknown>): string {

@@ -1,8 +1,17 @@
 // Sources at a glance: state, last and next sync, counts, live progress, problems and actions.
 import { useCallback, useEffect, useRef, useState } from "react";
-import { api, ok, type Connection, type Provider, type Source, type SourceStatus } from "../api/client";
+import {
+  api,
+  ok,
+  type Connection,
+  type Provider,
+  type Sink,
+  type Source,
+  type SourceStatus,
+} from "../api/client";
 import { ErrorNote } from "../components/ErrorNote";
 import { ProviderLogo } from "../components/ProviderLogo";
+import { sinkTrouble } from "../components/Sinks";
 import { formatBytes, formatDateTime, formatRelative } from "../format";
 import { useI18n } from "../i18n";
 import { isLive, useLive, type SourceLive } from "../live";
@@ -24,9 +33,11 @@ export function Dashboard() {
   const [connections, setConnections] = useState<Record<number, Connection>>({});
   const [providers, setProviders] = useState<Record<string, Provider>>({});
   const [statuses, setStatuses] = useState<Record<number, SourceStatus>>({});
+  const [sinks, setSinks] = useState<Record<number, Sink[]>>({});
   const [error, setError] = useState<unknown>(null);
   const [now, setNow] = useState(() => Date.now());
   const lastLoad = useRef(0);
+  const lastSinks = useRef(0);
   const openedAt = useRef(Date.now());
   const liveRef = useRef(live);
   liveRef.current = live;
@@ -56,6 +67,18 @@ export function Dashboard() {
         for (const status of fetched) if (status) next[status.id] = status;
         return next;
       });
+      // Hand-offs change slowly and have no live events: read them at the slow pace only.
+      if (Date.now() - lastSinks.current >= SLOW_REFRESH_MS) {
+        lastSinks.current = Date.now();
+        const found = await Promise.all(
+          list.map((s) =>
+            ok(api.GET("/api/sources/{source_id}/sinks", { params: { path: { source_id: s.id } } })).catch(
+              () => [] as Sink[],
+            ),
+          ),
+        );
+        setSinks(Object.fromEntries(list.map((s, i) => [s.id, found[i]!])));
+      }
     } catch (e) {
       setError(e);
     }
@@ -121,6 +144,7 @@ export function Dashboard() {
             connection={connections[source.connection_id]}
             provider={providers[source.provider]}
             status={statuses[source.id]}
+            sinks={sinks[source.id]}
             live={live[source.id]}
             now={now}
             openedAt={openedAt.current}
@@ -137,14 +161,25 @@ interface CardProps {
   connection: Connection | undefined;
   provider: Provider | undefined;
   status: SourceStatus | undefined;
+  sinks: Sink[] | undefined;
   live: SourceLive | undefined;
   now: number;
   openedAt: number;
   onChanged: () => Promise<void>;
 }
 
-function SourceCard({ source, connection, provider, status, live, now, openedAt, onChanged }: CardProps) {
-  const { t, lang, has } = useI18n();
+function SourceCard({
+  source,
+  connection,
+  provider,
+  status,
+  sinks,
+  live,
+  now,
+  openedAt,
+  onChanged,
+}: CardProps) {
+  const { t, tn, lang, has } = useI18n();
   const labelOf = useProviderLabel();
   const [busy, setBusy] = useState(false);
   const [error, setError] = useState<unknown>(null);
@@ -240,6 +275,7 @@ function SourceCard({ source, connection, provider, status, live, now, openedAt,
           {t("source.attention")}
         </div>
       )}
+      {sinks?.some(sinkTrouble) && <SinkWarning sinks={sinks.filter(sinkTrouble)} tn={tn} />}
       {source.last_error && (
         <div className="note note-error" data-testid="last-error">
           <strong>{t("source.lastProblem")} </strong>
@@ -273,6 +309,22 @@ function SourceCard({ source, connection, provider, status, live, now, openedAt,
         <p className="muted small">{t("source.waitingFirst")}</p>
       )}
     </li>
+  );
+}
+
+/** A source whose hand-off is failing or stopped: VPACK is not getting its videos. */
+function SinkWarning({ sinks, tn }: { sinks: Sink[]; tn: (key: string, n: number) => string }) {
+  const failing = sinks.filter((s) => s.status === "failing").length;
+  const stopped = sinks.length - failing;
+  const parts = [
+    failing > 0 ? tn("sinks.warnFailing", failing) : null,
+    stopped > 0 ? tn("sinks.warnStopped", stopped) : null,
+  ].filter(Boolean);
+  return (
+    <div className="note note-warn small" data-testid="sink-warning">
+      <strong>{parts.join(" · ")}: </strong>
+      <span className="detail">{sinks.map((s) => s.name).join(", ")}</span>
+    </div>
   );
 }
 

@@ -4,6 +4,7 @@ import { api, ok, type Connection, type Provider, type Source } from "../api/cli
 import type { components } from "../api/schema";
 import { ErrorNote } from "../components/ErrorNote";
 import { initialValues, toPayload, type JsonSchema } from "../components/SchemaForm";
+import { SinkSection } from "../components/Sinks";
 import { SourceEditor, filtersPayload, cleanCameras, type SourceDraft } from "../components/SourceEditor";
 import { useI18n } from "../i18n";
 import { Link, navigate } from "../router";
@@ -144,6 +145,7 @@ export function SourceSettings({ sourceId }: { sourceId: number }) {
           </button>
         </div>
       </form>
+      <SinkSection sourceId={sourceId} />
       <section className="card danger-zone" aria-labelledby="remove-title">
         <h2 id="remove-title">{t("settings.removeTitle")}</h2>
         <fieldset>

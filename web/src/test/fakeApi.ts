@@ -13,7 +13,7 @@ export function fakeApi(): FakeApi {
   const calls: FakeApi["calls"] = [];
   vi.stubGlobal("fetch", async (request: Request) => {
     const url = new URL(request.url);
-    const text = request.method === "GET" ? "" : await request.text();
+    const text = request.method === "GET" ? "" : await request.clone().text(); // handlers may read it too
     calls.push({
       method: request.method,
       path: url.pathname + url.search,
