@@ -82,6 +82,7 @@ const source = (over: Partial<Source> = {}): Source => ({
   interval_s: 300,
   filters: {},
   options: {},
+  keep_days: null,
   status: "idle",
   last_error: null,
   last_scan_at: NOW,
