@@ -102,5 +102,8 @@ def cli_env(settings: Settings) -> dict[str, str]:
         VPACK_RETRY_CAP_SECONDS="0.2",
         VPACK_MAX_ATTEMPTS="3",
         VPACK_MIN_FREE="0",
+        # The Makefile exports VPACK_LOCAL_ROOTS for `make run`; CliRunner would keep
+        # the outer one (its env only adds), so the default (none) is said outright.
+        VPACK_LOCAL_ROOTS="",
     )
     return env

@@ -10,11 +10,14 @@ export interface SourceDraft {
   selections: string[];
   cameras: Record<string, string>;
   interval_s: number;
+  keep_days: number | null;
   options: FormValues;
   filters: FormValues;
 }
 
 export const INTERVALS = [300, 900, 3600, 6 * 3600, 24 * 3600];
+// How long local copies stay after publish (null: for ever); they go only once handed on.
+export const KEEP_DAYS = [7, 30, 90, 365];
 
 export function useBrowse(connectionId: number) {
   return useCallback(
@@ -56,6 +59,10 @@ export function SourceEditor({ connection, provider, draft, onChange, names, onN
     ? INTERVALS
     : [...INTERVALS, draft.interval_s].sort((a, b) => a - b);
   const renamed = Object.entries(draft.cameras);
+  const keeps =
+    draft.keep_days === null || KEEP_DAYS.includes(draft.keep_days)
+      ? KEEP_DAYS
+      : [...KEEP_DAYS, draft.keep_days].sort((a, b) => a - b);
 
   return (
     <div className="editor">
@@ -117,6 +124,22 @@ export function SourceEditor({ connection, provider, draft, onChange, names, onN
               </option>
             ))}
           </select>
+        </div>
+        <div className="field">
+          <label htmlFor="source-keep">{t("editor.keep")}</label>
+          <select
+            id="source-keep"
+            value={draft.keep_days === null ? "" : String(draft.keep_days)}
+            onChange={(e) => set({ keep_days: e.target.value === "" ? null : Number(e.target.value) })}
+          >
+            <option value="">{t("keep.forever")}</option>
+            {keeps.map((d) => (
+              <option key={d} value={d}>
+                {tn("keep.days", d)}
+              </option>
+            ))}
+          </select>
+          <p className="muted small">{t("editor.keepHint")}</p>
         </div>
         {fieldsOf(optionsSchema).length > 0 && (
           <fieldset>

@@ -123,6 +123,12 @@ export const en = {
   "editor.unchoose": "Remove {name}",
   "editor.name": "Source name",
   "editor.interval": "Check for new videos",
+  "editor.keep": "Keep local copies",
+  "editor.keepHint":
+    "A copy is deleted only after every hand-off has it (and VPACK has processed it); the original stays where it is.",
+  "keep.forever": "For ever",
+  "keep.days_one": "{n} day after download",
+  "keep.days_other": "{n} days after download",
   "editor.options": "Options",
   "editor.filters": "Filters",
   "editor.filtersHelp": "Leave empty to take every video. Filtered videos are never downloaded.",

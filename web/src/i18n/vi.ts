@@ -126,6 +126,12 @@ export const vi: Record<MessageKey, string> = {
   "editor.unchoose": "Bỏ chọn {name}",
   "editor.name": "Tên nguồn",
   "editor.interval": "Kiểm tra video mới",
+  "editor.keep": "Giữ bản sao trên máy",
+  "editor.keepHint":
+    "Bản sao chỉ bị xoá khi mọi nơi nhận đã có nó (và VPACK đã xử lý xong); bản gốc vẫn giữ nguyên.",
+  "keep.forever": "Mãi mãi",
+  "keep.days_one": "{n} ngày sau khi tải",
+  "keep.days_other": "{n} ngày sau khi tải",
   "editor.options": "Tùy chọn",
   "editor.filters": "Bộ lọc",
   "editor.filtersHelp": "Để trống để lấy mọi video. Video bị lọc sẽ không bao giờ được tải về.",

@@ -43,6 +43,7 @@ export function NewSource({ connectionId }: { connectionId: number }) {
         selections: [],
         cameras: {},
         interval_s: 300,
+        keep_days: null,
         options: initialValues((found?.source_options_schema ?? {}) as JsonSchema),
         filters: initialValues((found?.filters_schema ?? {}) as JsonSchema),
       });
@@ -74,6 +75,7 @@ export function NewSource({ connectionId }: { connectionId: number }) {
             selections: draft.selections,
             cameras: cleanCameras(draft.cameras),
             interval_s: draft.interval_s,
+            keep_days: draft.keep_days,
             options: toPayload(provider.source_options_schema as JsonSchema, draft.options),
             filters: filtersPayload(provider.filters_schema as JsonSchema, draft.filters),
           },

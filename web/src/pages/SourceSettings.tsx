@@ -58,6 +58,7 @@ export function SourceSettings({ sourceId }: { sourceId: number }) {
         selections: found.selections,
         cameras: Object.fromEntries(Object.entries(found.cameras).map(([k, v]) => [k, String(v)])),
         interval_s: found.interval_s,
+        keep_days: found.keep_days ?? null,
         options: initialValues((prov?.source_options_schema ?? {}) as JsonSchema, found.options),
         filters: initialValues((prov?.filters_schema ?? {}) as JsonSchema, found.filters),
       });
@@ -79,6 +80,7 @@ export function SourceSettings({ sourceId }: { sourceId: number }) {
             selections: draft.selections,
             cameras: cleanCameras(draft.cameras),
             interval_s: draft.interval_s,
+            keep_days: draft.keep_days,
             options: toPayload(provider.source_options_schema as JsonSchema, draft.options),
             filters: filtersPayload(provider.filters_schema as JsonSchema, draft.filters),
           }),

@@ -232,6 +232,26 @@ describe("SourceSettings", () => {
     const patch = api.calls.find((c) => c.method === "PATCH")!;
     expect(patch.body).toEqual({ filters: { include: ["order-*", "*.mkv"], since: "2026-11-01" } });
   });
+
+  it("keeps copies for as long as chosen, and for ever again", async () => {
+    api.on("GET", "/api/sources/4", source({ keep_days: 30 }));
+    api.on("GET", "/api/connections/9", connection());
+    api.on("GET", "/api/providers", [S3]);
+    api.on("GET", "/api/connections/9/browse", { nodes: [], next_page: null });
+    api.on("PATCH", "/api/sources/4", (request: Request) => request.json().then((b) => source(b)));
+    render(
+      <I18nProvider initial="vi">
+        <SourceSettings sourceId={4} />
+      </I18nProvider>,
+    );
+    const keep = (await screen.findByLabelText("Giữ bản sao trên máy")) as HTMLSelectElement;
+    expect(keep.value).toBe("30");
+    expect(keep.selectedOptions[0].textContent).toBe("30 ngày sau khi tải");
+    fireEvent.change(keep, { target: { value: "" } });
+    fireEvent.click(screen.getByRole("button", { name: /Lưu/ }));
+    await waitFor(() => expect(api.calls.some((c) => c.method === "PATCH")).toBe(true));
+    expect(api.calls.find((c) => c.method === "PATCH")!.body).toEqual({ keep_days: null });
+  });
 });
 
 describe("Videos", () => {
