@@ -43,10 +43,10 @@ starts the lock again. A recording still being written is listed with its end at
 the device clock. A user without the playback right gets 403 and `Invalid
 Authority!` on searches and downloads.
 
-Knobs: a recording still being written (start_recording/finish_recording), a dropped
-stream (cut_next_downloads), a slow device (delay), a lockout (lock_account), clock
-skew (clock_skew), no download by file (by_file=False), an empty search as an Error
-body (empty_as_error).
+Knobs: a request refused (refuse_next), a recording still being written
+(start_recording/finish_recording), a dropped stream (cut_next_downloads), a slow
+device (delay), a lockout (lock_account), clock skew (clock_skew), no download by
+file (by_file=False), an empty search as an Error body (empty_as_error).
 """
 
 from __future__ import annotations
@@ -153,6 +153,7 @@ class DahuaDevice(DeviceLogins, ServedEmulator):
         self._locks: dict[str, LoginLock] = {}
         self._nonces: dict[str, Challenge] = {}
         self._cuts: list[Cut] = []
+        self._refusals: Counter[str] = Counter()
         self._server = BackgroundServer(self._app(), "dahua-emulator")
 
     # ------------------------------------------------------------ arranging
@@ -199,6 +200,11 @@ class DahuaDevice(DeviceLogins, ServedEmulator):
             recording.end, recording.data = end, data
             recording.path = self._file_path(recording)
 
+    def remove_recording(self, recording: Recording) -> None:
+        """The disk wrapped round and overwrote it."""
+        with self._lock:
+            self._recordings.remove(recording)
+
     def recordings(self) -> list[Recording]:
         with self._lock:
             return list(self._recordings)
@@ -209,6 +215,11 @@ class DahuaDevice(DeviceLogins, ServedEmulator):
             return len(self._finders)
 
     # ------------------------------------------------------------ knobs
+    def refuse_next(self, action: str, times: int = 1) -> None:
+        """The next `times` requests of `action` (e.g. "findNextFile") answer Bad Request."""
+        with self._lock:
+            self._refusals[action] += times
+
     def cut_next_downloads(self, after_bytes: int, *, count: int = 1, drop: bool = True) -> None:
         with self._lock:
             self._cuts.extend(Cut(after_bytes, drop) for _ in range(count))
@@ -260,7 +271,13 @@ class DahuaDevice(DeviceLogins, ServedEmulator):
         if handler is None:
             return _text(BAD_REQUEST, 404)
         query = {k: v for k, v in request.query_params.items()}
-        self.calls[query.get("action", "")] += 1
+        action = query.get("action", "")
+        self.calls[action] += 1
+        with self._lock:
+            refuse = self._refusals[action] > 0
+            self._refusals[action] -= refuse
+        if refuse:
+            return _text(BAD_REQUEST, 400)
         result: Response = await handler(user, query)
         return result
 
