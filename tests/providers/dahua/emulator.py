@@ -1,47 +1,51 @@
-"""A Dahua NVR or IP camera speaking Dahua's HTTP API (CGI) over HTTP(S), to test clients.
+"""A Dahua NVR or IP camera speaking Dahua's HTTP API (CGI) over HTTP, to test clients.
 
-Follows Dahua's documents and what integrators record of real devices:
-- Dahua HTTP API for IPC & SD & NVR (v2.x; "DAHUA HTTP API FOR DVR" v1.29 before it):
-  §"HTTP authentication": Digest (RFC 2617/7616) on every `/cgi-bin/*` URL, MD5 with
-  qop="auth"; answers are text, one `key=value` per line, CRLF; a malformed request
-  answers `Error\\r\\nBad Request!` (HTTP 400), a user without the right for it
-  `Error\\r\\nInvalid Authority!`.
+Where each behaviour comes from:
+- Dahua's HTTP API for IPC & SD & NVR (v2.x; "DAHUA HTTP API FOR DVR" v1.29 before
+  it), as ../shared/PROVIDERS.md ("Dahua") and issue 24 transcribe it (the
+  document's own text was not at hand here beyond v1.29's history and contents):
+  Digest on every `/cgi-bin/*` URL, MD5 with qop="auth"; answers are text, one
+  `key=value` per line, CRLF; a malformed request answers `Error\r\nBad Request!`,
+  a user without the right for it `Error\r\nInvalid Authority!`; some firmware
+  answers a search with no match as HTTP 200 and an `Error` body.
   `magicBox.cgi?action=getSystemInfo` (deviceType, processor, serialNumber,
   updateSerial), `getDeviceType` (type=), `getSoftwareVersion`
-  (version=<v>,build:<date>), `getSerialNo` (sn=), `getMachineName` (name=).
-  `configManager.cgi?action=getConfig&name=ChannelTitle` ->
-  `table.ChannelTitle[<index from 0>].Name=<name>` (the search's Channel counts from 1).
-  `global.cgi?action=getCurrentTime` -> `result=2011-7-3 21:02:32`: the device's own
-  wall clock, in the zone it is set to, months and days not padded.
-  "Find media files": `mediaFileFind.cgi?action=factory.create` -> `result=<object>`;
+  (version=<v>,build:<date>, v1.29 §9.8.9), `getSerialNo` (sn=), `getMachineName`
+  (name=). `configManager.cgi?action=getConfig&name=ChannelTitle` ->
+  `table.ChannelTitle[<index from 0>].Name=<name>` (searches count channels from 1).
+  `global.cgi?action=getCurrentTime` -> `result=<local time>`: the device's own
+  wall clock, in the zone it is set to, without an offset (written here with month
+  and day unpadded, as the document's example `2011-7-3 21:02:32`, so clients
+  parse both forms).
+  Find media files: `mediaFileFind.cgi?action=factory.create` -> `result=<object>`;
   `action=findFile&object=<o>&condition.Channel=<n>&condition.StartTime=<local>&
   condition.EndTime=<local>&condition.Types[0]=dav` -> `OK`;
   `action=findNextFile&object=<o>&count=<at most 100>` -> `found=<n>` then
   `items[<i>].Channel|StartTime|EndTime|Type|FilePath|Length|Duration|Events[0]|
-  Flags[0]` (times device-local, as above), until `found=0`; then `action=close`
-  and `action=destroy`, each `OK`.
-  "Load file": `GET /cgi-bin/RPC_Loadfile<FilePath>` -> the file's bytes;
+  Flags[0]`, until `found=0`; then `action=close` and `action=destroy`, each `OK`.
+  Load file: `GET /cgi-bin/RPC_Loadfile<FilePath>` -> the file's bytes;
   `loadfile.cgi?action=startLoad&channel=<n>&startTime=<local>&endTime=<local>&
   subtype=0` -> the recording of that time range as a DAV stream.
-- FFmpeg's `dhav` demuxer (libavformat/dhav.c) for the `.dav` media (see dhav.py);
-  newer firmware also stores `.mp4` (Types `mp4`).
-- node-dahua-api (nayrnet) README for the shape of FilePath
-  (`/mnt/sd/2018-05-19/001/dav/10/10.36.45-10.45.00[R][0@0][0].dav`) and the
-  limit of 100 per findNextFile.
-- scottlamb/retina issue #62 for the challenge's realm, `Login to <serial>`; Dahua
-  challenges also carry an `opaque` that the answer must echo (RFC 7616 §3.3).
-- python-amcrest's media helpers (read only, GPL) for firmware that answers a search
-  with no match as HTTP 200 with an `Error` body rather than `found=0`.
+- pyintelbras' example "4.10.5 Find Media Files" (Intelbras runs Dahua firmware):
+  factory.create answers the object number, which findFile then names.
+- node-dahua-api (nayrnet) README: findFiles' `count` is at most 100; Types are
+  `dav`, `jpg`, `mp4` (newer firmware stores `.mp4`); the shape of FilePath
+  (`/mnt/sd/2018-05-19/001/dav/10/10.36.45-10.45.00[R][0@0][0].dav`).
+- scottlamb/retina issue #62: the challenge's realm is `Login to <serial>`; this
+  emulator also sends an `opaque`, which the answer must echo (RFC 7616 §3.3), as
+  Dahua's web server does.
+- FFmpeg's `dhav` demuxer (libavformat/dhav.c) for the `.dav` media (see dhav.py).
 
 Behaviour of real devices the documents leave open, and this emulator's choices:
 a device keeps only a few finder objects (`max_finders`); past it factory.create
 answers `Error\\r\\nBad Request!`, and objects not destroyed stay taken until it
 reboots (so a client that leaks them stops finding anything). Five refused logins
-lock the user for 30 minutes (the devices' default "login failure" setting); while
-locked every request answers 401 with `Error\\r\\nUser is locked!` and insisting
-starts the lock again. A recording still being written is listed with its end at
-the device clock. A user without the playback right gets 403 and `Invalid
-Authority!` on searches and downloads.
+lock the user for 30 minutes (the usual factory setting of the devices' account
+lock); while locked every request answers 401, and insisting starts the lock
+again. The body of that 401, `Error\\r\\nUser is locked!`, is this emulator's
+choice: firmware words it differently or not at all. A recording still being
+written is listed with its end at the device clock. A user without the playback
+right gets 403 and `Invalid Authority!` on searches and downloads.
 
 Knobs: a request refused (refuse_next), a recording still being written
 (start_recording/finish_recording), a dropped stream (cut_next_downloads), a slow
