@@ -301,3 +301,12 @@ async def test_a_length_other_than_listed_is_refused_before_reading(
     with pytest.raises(Transient, match="announced") as caught:
         await read(provider, grown)
     assert caught.value.restart
+
+
+async def test_firmware_that_answers_found_zero_when_nothing_matches() -> None:
+    with DahuaDevice(empty_as_error=False) as device:
+        device.add_channel("Cam1")
+        provider = made(device)
+        assert found(await scan(provider)) == []
+        assert device.calls["findNextFile"] == 1 and device.open_finders() == 0
+        await provider.aclose()
