@@ -1,5 +1,5 @@
-"""What recorder emulators share about signing in: the lock-out after refused logins
-that NVRs and cameras impose, and the Digest nonces they hand out (RFC 7616)."""
+"""What recorder emulators share: the lock-out after refused logins that NVRs and
+cameras impose, the Digest nonces they hand out (RFC 7616), and their disk and clock."""
 
 from __future__ import annotations
 
@@ -7,6 +7,12 @@ import secrets
 import threading
 import time
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Generic, TypeVar
+
+from tests.emulators.serving import Cut
+
+_R = TypeVar("_R")
 
 
 @dataclass
@@ -92,3 +98,31 @@ class DeviceLogins:
             stale = count in challenge.counts
             challenge.counts.add(count)
             return stale
+
+
+class DeviceDisk(Generic[_R]):
+    """Mixed into a recorder emulator: its recordings, its clock (which may run off the
+    true time), and downloads cut short on request. The emulator sets these in __init__."""
+
+    _lock: threading.RLock
+    _recordings: list[_R]
+    _cuts: list[Cut]
+    clock_skew: timedelta  # the device clock minus the true time
+
+    def now(self) -> datetime:
+        return datetime.now(UTC) + self.clock_skew
+
+    def remove_recording(self, recording: _R) -> None:
+        """The disk wrapped round and overwrote it."""
+        with self._lock:
+            self._recordings.remove(recording)
+
+    def recordings(self) -> list[_R]:
+        with self._lock:
+            return list(self._recordings)
+
+    def cut_next_downloads(self, after_bytes: int, *, count: int = 1, drop: bool = True) -> None:
+        """The next `count` downloads stop after `after_bytes`: the connection breaks
+        (`drop=True`) or the answer simply ends early."""
+        with self._lock:
+            self._cuts.extend(Cut(after_bytes, drop) for _ in range(count))

@@ -63,7 +63,7 @@ import secrets
 import threading
 from collections import Counter
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, timedelta
+from datetime import date, datetime, timedelta
 from urllib.parse import unquote
 from zoneinfo import ZoneInfo
 
@@ -72,7 +72,7 @@ from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 from starlette.routing import Route
 
-from tests.emulators.device_login import Challenge, DeviceLogins, LoginLock
+from tests.emulators.device_login import Challenge, DeviceDisk, DeviceLogins, LoginLock
 from tests.emulators.serving import BackgroundServer, Cut, ServedEmulator, send_bytes
 from tests.media import make_recording
 from tests.providers.dahua.dhav import write_dhav
@@ -111,7 +111,7 @@ class _Finder:
     position: int = 0
 
 
-class DahuaDevice(DeviceLogins, ServedEmulator):
+class DahuaDevice(DeviceLogins, DeviceDisk[Recording], ServedEmulator):
     """One NVR or camera; `with DahuaDevice() as dev:` serves it on a free port."""
 
     def __init__(
@@ -204,15 +204,6 @@ class DahuaDevice(DeviceLogins, ServedEmulator):
             recording.end, recording.data = end, data
             recording.path = self._file_path(recording)
 
-    def remove_recording(self, recording: Recording) -> None:
-        """The disk wrapped round and overwrote it."""
-        with self._lock:
-            self._recordings.remove(recording)
-
-    def recordings(self) -> list[Recording]:
-        with self._lock:
-            return list(self._recordings)
-
     def open_finders(self) -> int:
         """Finder objects created and not yet destroyed."""
         with self._lock:
@@ -224,14 +215,7 @@ class DahuaDevice(DeviceLogins, ServedEmulator):
         with self._lock:
             self._refusals[action] += times
 
-    def cut_next_downloads(self, after_bytes: int, *, count: int = 1, drop: bool = True) -> None:
-        with self._lock:
-            self._cuts.extend(Cut(after_bytes, drop) for _ in range(count))
-
     # ------------------------------------------------------------ clock
-    def now(self) -> datetime:
-        return datetime.now(UTC) + self.clock_skew
-
     def local_text(self, when: datetime) -> str:
         """A time as the device writes it: its own zone, month and day not padded."""
         t = when.astimezone(self.tz)

@@ -97,7 +97,7 @@ from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 from starlette.routing import Route
 
-from tests.emulators.device_login import Challenge, DeviceLogins, LoginLock
+from tests.emulators.device_login import Challenge, DeviceDisk, DeviceLogins, LoginLock
 from tests.emulators.serving import (
     BackgroundServer,
     Cut,
@@ -156,7 +156,7 @@ class User:
     playback: bool = True  # the "remote playback" permission
 
 
-class HikvisionDevice(DeviceLogins, ServedEmulator):
+class HikvisionDevice(DeviceLogins, DeviceDisk[Recording], ServedEmulator):
     """One NVR (kind="nvr") or camera (kind="camera"); `with HikvisionDevice() as dev:`."""
 
     def __init__(
@@ -270,31 +270,13 @@ class HikvisionDevice(DeviceLogins, ServedEmulator):
         with self._lock:
             recording.data, recording.end = data, end
 
-    def remove_recording(self, recording: Recording) -> None:
-        """The disk wrapped round and overwrote it."""
-        with self._lock:
-            self._recordings.remove(recording)
-
-    def recordings(self) -> list[Recording]:
-        with self._lock:
-            return list(self._recordings)
-
     # ------------------------------------------------------------ fault knobs
-    def cut_next_downloads(self, after_bytes: int, *, count: int = 1, drop: bool = True) -> None:
-        """The next `count` downloads stop after `after_bytes`: the connection breaks
-        (`drop=True`) or the answer simply ends early."""
-        with self._lock:
-            self._cuts.extend(Cut(after_bytes, drop) for _ in range(count))
-
     def busy_next(self, requests: int) -> None:
         """The next requests answer 503 Device Busy (statusCode 2)."""
         with self._lock:
             self._busy += requests
 
     # ------------------------------------------------------------ clock
-    def now(self) -> datetime:
-        return datetime.now(UTC) + self.clock_skew
-
     def device_text(self, when: datetime) -> str:
         """A time as the device writes it in XML."""
         shown = when.astimezone(self.tz if self.z_is_local else UTC)
