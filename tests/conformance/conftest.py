@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from tests.conformance.harness import CAPABILITIES, Harness
+from tests.providers.dahua.harness import DahuaHarness
 from tests.providers.dropbox.harness import DropboxHarness
 from tests.providers.google_drive.harness import GoogleDriveHarness
 from tests.providers.hikvision.harness import HikvisionHarness
@@ -22,6 +23,7 @@ HARNESSES: dict[str, tuple[frozenset[str], Callable[[Path], Harness]]] = {
     "local": (LocalHarness.capabilities, LocalHarness),
     "s3": (S3Harness.capabilities, S3Harness),
     "hikvision": (HikvisionHarness.capabilities, HikvisionHarness),
+    "dahua": (DahuaHarness.capabilities, DahuaHarness),
     "google_drive": (GoogleDriveHarness.capabilities, GoogleDriveHarness),
     "onedrive": (OneDriveHarness.capabilities, OneDriveHarness),
     "dropbox": (DropboxHarness.capabilities, DropboxHarness),

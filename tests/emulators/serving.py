@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 import socket
 import ssl
 import threading
 import time
 from abc import ABC, abstractmethod
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
 from typing import Any, Self
@@ -35,6 +38,27 @@ class Emulator(ABC):
         tb: TracebackType | None,
     ) -> None:
         self.stop()
+
+
+class ServedEmulator(Emulator):
+    """An emulator one BackgroundServer (`self._server`) serves over plain HTTP."""
+
+    _server: BackgroundServer
+
+    @property
+    def base_url(self) -> str:
+        return self._server.base_url
+
+    @property
+    def port(self) -> int:
+        return self._server.port
+
+    def start(self) -> Self:
+        self._server.start()
+        return self
+
+    def stop(self) -> None:
+        self._server.stop()
 
 
 class BackgroundServer:
@@ -124,3 +148,22 @@ def self_signed_certificate(folder: Path, host: str = "127.0.0.1") -> tuple[Path
         )
     )
     return certfile, keyfile
+
+
+@dataclass
+class Cut:
+    """A download that stops after `after_bytes`: the connection breaks (`drop`) or
+    the answer just ends early."""
+
+    after_bytes: int
+    drop: bool
+
+
+async def send_bytes(data: bytes, cut: Cut | None, chunk: int = 64 * 1024) -> AsyncIterator[bytes]:
+    """A streamed answer's body, cut short as `cut` says (a dropped stream raises)."""
+    limit = len(data) if cut is None else min(cut.after_bytes, len(data))
+    for offset in range(0, limit, chunk):
+        yield data[offset : min(offset + chunk, limit)]
+        await asyncio.sleep(0)
+    if cut is not None and cut.drop:
+        raise ConnectionResetError("emulated dropped stream")

@@ -30,6 +30,7 @@ def unregister(name: str) -> None:
 # asked for: a command that syncs S3 need not import the HTTP and OAuth stack of the
 # others. Adding a provider is one module plus one line.
 _BUILTIN = {
+    "dahua": "vpack.providers.dahua.provider",
     "google_drive": "vpack.providers.google_drive.provider",
     "hikvision": "vpack.providers.hikvision.provider",
     "local": "vpack.providers.local.provider",

@@ -84,8 +84,8 @@ import time
 import uuid
 import xml.etree.ElementTree as ET
 from collections import Counter
-from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -97,7 +97,14 @@ from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 from starlette.routing import Route
 
-from tests.emulators.serving import BackgroundServer, Emulator, self_signed_certificate
+from tests.emulators.device_login import Challenge, DeviceDisk, DeviceLogins, LoginLock
+from tests.emulators.serving import (
+    BackgroundServer,
+    Cut,
+    ServedEmulator,
+    self_signed_certificate,
+    send_bytes,
+)
 from tests.media import make_recording
 
 ISAPI_NS = "http://www.isapi.org/ver20/XMLSchema"
@@ -117,7 +124,6 @@ _STATUS_STRINGS = {
     6: "Invalid XML Content",
     7: "Reboot Required",
 }
-_CHUNK = 64 * 1024
 
 
 @dataclass
@@ -150,25 +156,7 @@ class User:
     playback: bool = True  # the "remote playback" permission
 
 
-@dataclass
-class _Cut:
-    after_bytes: int
-    drop: bool  # True: the connection breaks; False: the answer just ends early
-
-
-@dataclass
-class _Lock:
-    failures: int = 0
-    until: float = 0.0  # monotonic time the lock ends; 0 = not locked
-
-
-@dataclass
-class _Challenge:
-    issued: float
-    counts: set[str] = field(default_factory=set)
-
-
-class HikvisionDevice(Emulator):
+class HikvisionDevice(DeviceLogins, DeviceDisk[Recording], ServedEmulator):
     """One NVR (kind="nvr") or camera (kind="camera"); `with HikvisionDevice() as dev:`."""
 
     def __init__(
@@ -225,9 +213,9 @@ class HikvisionDevice(Emulator):
         self._channels: dict[int, Channel] = {}
         self._recordings: list[Recording] = []
         self._sequence = 0
-        self._nonces: dict[str, _Challenge] = {}
-        self._locks: dict[str, _Lock] = {}
-        self._cuts: list[_Cut] = []
+        self._nonces: dict[str, Challenge] = {}
+        self._locks: dict[str, LoginLock] = {}
+        self._cuts: list[Cut] = []
         self._busy = 0
         self._server = BackgroundServer(self._app(), "hikvision-emulator")
         if kind == "camera":
@@ -282,53 +270,13 @@ class HikvisionDevice(Emulator):
         with self._lock:
             recording.data, recording.end = data, end
 
-    def remove_recording(self, recording: Recording) -> None:
-        """The disk wrapped round and overwrote it."""
-        with self._lock:
-            self._recordings.remove(recording)
-
-    def recordings(self) -> list[Recording]:
-        with self._lock:
-            return list(self._recordings)
-
     # ------------------------------------------------------------ fault knobs
-    def cut_next_downloads(self, after_bytes: int, *, count: int = 1, drop: bool = True) -> None:
-        """The next `count` downloads stop after `after_bytes`: the connection breaks
-        (`drop=True`) or the answer simply ends early."""
-        with self._lock:
-            self._cuts.extend(_Cut(after_bytes, drop) for _ in range(count))
-
     def busy_next(self, requests: int) -> None:
         """The next requests answer 503 Device Busy (statusCode 2)."""
         with self._lock:
             self._busy += requests
 
-    def lock_account(self, user: str = "admin") -> None:
-        with self._lock:
-            self._locks[user] = _Lock(
-                failures=self.lock_after, until=time.monotonic() + self.lock_seconds
-            )
-
-    def unlock_account(self, user: str = "admin") -> None:
-        with self._lock:
-            self._locks.pop(user, None)
-
-    def is_locked(self, user: str = "admin") -> bool:
-        with self._lock:
-            return self._locks.get(user, _Lock()).until > time.monotonic()
-
-    def expire_nonces(self) -> None:
-        """Every nonce issued so far goes stale, as after the device's nonce lifetime."""
-        with self._lock:
-            # Not 0.0: the monotonic clock may itself be younger than the lifetime
-            # on a machine that has just booted.
-            for challenge in self._nonces.values():
-                challenge.issued = float("-inf")
-
     # ------------------------------------------------------------ clock
-    def now(self) -> datetime:
-        return datetime.now(UTC) + self.clock_skew
-
     def device_text(self, when: datetime) -> str:
         """A time as the device writes it in XML."""
         shown = when.astimezone(self.tz if self.z_is_local else UTC)
@@ -346,14 +294,6 @@ class HikvisionDevice(Emulator):
         return parsed if parsed.tzinfo else parsed.replace(tzinfo=self.tz)
 
     # ------------------------------------------------------------ running
-    @property
-    def base_url(self) -> str:
-        return self._server.base_url
-
-    @property
-    def port(self) -> int:
-        return self._server.port
-
     def start(self) -> HikvisionDevice:
         if self.https:
             folder = self.cert_dir or Path(tempfile.mkdtemp(prefix="hikvision-tls-"))
@@ -362,9 +302,6 @@ class HikvisionDevice(Emulator):
         else:
             self._server.start()
         return self
-
-    def stop(self) -> None:
-        self._server.stop()
 
     def _app(self) -> Starlette:
         methods = ["GET", "POST", "PUT", "DELETE"]
@@ -430,26 +367,11 @@ class HikvisionDevice(Emulator):
         else:
             name, right, stale = self._digest(rest, request)
         user = self.users.get(name)
-        ok = user is not None and right
-        with self._lock:
-            lock = self._locks.setdefault(name, _Lock())
-            now = time.monotonic()
-            if lock.until and lock.until <= now:
-                lock.failures, lock.until = 0, 0.0
-            if lock.until:
-                if not ok:  # insisting during a lock starts it again
-                    self.failed_logins += 1
-                    lock.until = now + self.lock_seconds
-                return self._refused(lock, now)
-            if not ok:
-                self.failed_logins += 1
-                lock.failures += 1
-                if lock.failures >= self.lock_after:
-                    lock.until = now + self.lock_seconds
-                return self._refused(lock, now)
-            if stale:
-                return self._challenge(stale=True)
-            lock.failures = 0
+        refused = self._judge_login(name, user is not None and right)
+        if refused is not None:
+            return self._refused(refused, time.monotonic())
+        if stale:
+            return self._challenge(stale=True)
         assert user is not None
         return user
 
@@ -497,28 +419,14 @@ class HikvisionDevice(Emulator):
         expected = h(f"{ha1}:{nonce}:{nc}:{cnonce}:auth:{ha2}")
         if not secrets.compare_digest(expected, params["response"].lower()):
             return name, False, False
-        with self._lock:
-            challenge = self._nonces.get(nonce)
-            stale = challenge is None or time.monotonic() - challenge.issued > self.nonce_ttl
-            # A nonce count seen before is a replay (RFC 7616 §3.4): the right password,
-            # so a fresh challenge rather than a failed login.
-            if challenge is not None and not stale:
-                stale = nc in challenge.counts
-                challenge.counts.add(nc)
-        return name, True, stale
+        return name, True, self._nonce_stale(nonce, nc)
 
     def _challenge(self, *, stale: bool, body: ET.Element | None = None) -> Response:
         """401 asking for credentials (a fresh nonce for Digest)."""
         if self.auth_scheme == "basic":
             header = f'Basic realm="{self.realm}"'
         else:
-            nonce = secrets.token_hex(24)
-            with self._lock:
-                now = time.monotonic()
-                # Nonces past their lifetime are forgotten, not kept for ever.
-                for old in [n for n, c in self._nonces.items() if now - c.issued > self.nonce_ttl]:
-                    del self._nonces[old]
-                self._nonces[nonce] = _Challenge(now)
+            nonce = self._new_nonce()
             header = (
                 f'Digest qop="auth", realm="{self.realm}", nonce="{nonce}", '
                 f'stale="{"TRUE" if stale else "FALSE"}", algorithm="MD5"'
@@ -527,7 +435,7 @@ class HikvisionDevice(Emulator):
             body = self._user_check(401, "Unauthorized", lockStatus="unlock")
         return self._xml(body, 401, {"WWW-Authenticate": header})
 
-    def _refused(self, lock: _Lock, now: float) -> Response:
+    def _refused(self, lock: LoginLock, now: float) -> Response:
         """401 for refused credentials; the body says whether the account is locked."""
         locked = bool(lock.until)
         body = self._user_check(
@@ -845,7 +753,7 @@ class HikvisionDevice(Emulator):
         if not match:
             return self._status(path, 404, 4, "notFound")
         data = await self._bytes_of(match[0], now)
-        return StreamingResponse(_send(data, cut), status_code=200, media_type="Opaque/data")
+        return StreamingResponse(send_bytes(data, cut), status_code=200, media_type="Opaque/data")
 
     async def _bytes_of(self, recording: Recording, now: datetime) -> bytes:
         if recording.end is not None:
@@ -885,15 +793,6 @@ class HikvisionDevice(Emulator):
         with self._lock:
             self._sequence += 1
             return f"ch{channel:02d}_{self._sequence:017d}"
-
-
-async def _send(data: bytes, cut: _Cut | None) -> AsyncIterator[bytes]:
-    limit = len(data) if cut is None else min(cut.after_bytes, len(data))
-    for offset in range(0, limit, _CHUNK):
-        yield data[offset : min(offset + _CHUNK, limit)]
-        await asyncio.sleep(0)
-    if cut is not None and cut.drop:
-        raise ConnectionResetError("emulated dropped stream")
 
 
 def _stream(seconds: float, audio: bool) -> bytes:

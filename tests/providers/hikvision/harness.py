@@ -2,91 +2,17 @@
 
 from __future__ import annotations
 
-import asyncio
-from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Any
 
-from tests.conformance.harness import CUT_STREAM, DEVICE_CLOCK, LOCKOUT, TIME_INDEXED, Harness
-from tests.providers.hikvision.emulator import HikvisionDevice, Recording
-
-PASSWORD = "Vpack-12345"
+from tests.conformance.recorder_harness import RecorderHarness
+from tests.providers.hikvision.emulator import HikvisionDevice
 
 
-class HikvisionHarness(Harness):
+class HikvisionHarness(RecorderHarness):
     name = "hikvision"
     provider_name = "hikvision"
-    capabilities = frozenset({TIME_INDEXED, CUT_STREAM, LOCKOUT, DEVICE_CLOCK})
 
     def __init__(self, base: Path) -> None:
         # A large NVR (the DS-96256NI series takes 256 IP cameras), so the shared
         # suite can page through more channels than one browse page holds.
-        self.device = HikvisionDevice(channel_capacity=256).start()
-        self.recordings: dict[str, Recording] = {}
-
-    def connection_config(self) -> dict[str, Any]:
-        return {
-            "host": "127.0.0.1",
-            "port": self.device.port,
-            "username": "admin",
-            "password": PASSWORD,
-        }
-
-    def bad_connection_config(self) -> dict[str, Any]:
-        return {**self.connection_config(), "password": "not-the-password"}
-
-    def selection(self) -> str:
-        return str(self._channel("Cam1"))
-
-    def source_options(self) -> dict[str, Any]:
-        return {"settle_seconds": 1, "overlap_seconds": 600}
-
-    def _channel(self, camera: str) -> int:
-        """The channel named `camera`, added to the NVR on first use."""
-        try:
-            return self.device.channel_named(camera)
-        except KeyError:
-            return self.device.add_channel(camera)
-
-    async def add_video(self, camera: str, name: str, data: bytes) -> None:
-        raise AssertionError("a recorder holds recordings, not files: use add_recording")
-
-    async def remove_video(self, camera: str, name: str) -> None:
-        raise AssertionError("a recorder holds recordings, not files")
-
-    async def add_folders(self, parent: str | None, names: list[str]) -> str:
-        for name in names:
-            self.device.add_channel(name)
-        return "device"
-
-    async def add_recording(self, camera: str, start: datetime, seconds: float) -> str:
-        channel = self._channel(camera)
-        recording = await asyncio.to_thread(self.device.add_recording, channel, start, seconds)
-        self.recordings[recording.name] = recording
-        return recording.name
-
-    async def start_recording(self, camera: str, start: datetime) -> str:
-        recording = self.device.start_recording(self._channel(camera), start)
-        self.recordings[recording.name] = recording
-        return recording.name
-
-    async def finish_recording(self, handle: str, end: datetime) -> None:
-        await asyncio.to_thread(self.device.finish_recording, self.recordings[handle], end)
-
-    async def lock_account(self) -> None:
-        self.device.lock_account("admin")
-
-    def login_attempts(self) -> int:
-        return self.device.credentialed_requests
-
-    async def set_device_clock(self, offset: timedelta) -> None:
-        self.device.clock_skew = offset
-
-    def device_now(self) -> datetime:
-        return self.device.now()
-
-    async def cut_next_download(self, after_bytes: int) -> None:
-        self.device.cut_next_downloads(after_bytes)
-
-    async def aclose(self) -> None:
-        await asyncio.to_thread(self.device.stop)
+        super().__init__(HikvisionDevice(channel_capacity=256).start())

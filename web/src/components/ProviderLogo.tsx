@@ -25,9 +25,10 @@ function hue(name: string): number {
 }
 
 // Providers people know by their own colour and mark (drawn here, no vendor artwork).
-const BRANDS: Record<string, { colour: string; mark: "filled-cloud" | "open-box" }> = {
+const BRANDS: Record<string, { colour: string; mark: "filled-cloud" | "open-box" | "dome-camera" }> = {
   onedrive: { colour: "#0078d4", mark: "filled-cloud" },
   dropbox: { colour: "#0061FE", mark: "open-box" },
+  dahua: { colour: "#E60012", mark: "dome-camera" },
 };
 
 export function colourOf(name: string): string {
@@ -82,7 +83,15 @@ export function ProviderLogo({
           strokeLinejoin="round"
         />
       )}
-      {picture === "camera" && (
+      {brand?.mark === "dome-camera" && (
+        // A ceiling dome camera, lens and all, white on Dahua's red: our drawing.
+        <g data-mark="dahua" fill="none" stroke="#fff" strokeWidth="2.4" strokeLinejoin="round">
+          <path d="M9 14h22" strokeLinecap="round" />
+          <path d="M11 14a9 9 0 0 0 18 0" />
+          <circle cx="20" cy="18" r="3" fill="#fff" stroke="none" />
+        </g>
+      )}
+      {!brand && picture === "camera" && (
         <g fill="none" stroke="#fff" strokeWidth="2.4" strokeLinejoin="round">
           <rect x="8" y="14" width="17" height="12" rx="2" />
           <path d="M25 18l7-4v12l-7-4z" />

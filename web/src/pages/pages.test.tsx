@@ -246,7 +246,7 @@ describe("SourceSettings", () => {
     );
     const keep = (await screen.findByLabelText("Giữ bản sao trên máy")) as HTMLSelectElement;
     expect(keep.value).toBe("30");
-    expect(keep.selectedOptions[0].textContent).toBe("30 ngày sau khi tải");
+    expect(keep.selectedOptions[0]?.textContent).toBe("30 ngày sau khi tải");
     fireEvent.change(keep, { target: { value: "" } });
     fireEvent.click(screen.getByRole("button", { name: /Lưu/ }));
     await waitFor(() => expect(api.calls.some((c) => c.method === "PATCH")).toBe(true));

@@ -9,7 +9,7 @@ from __future__ import annotations
 import logging
 import uuid
 import xml.etree.ElementTree as ET
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from typing import Any, Literal
@@ -19,7 +19,7 @@ from xml.sax.saxutils import escape
 import httpx
 from pydantic import BaseModel, Field
 
-from vpack.providers.base import AuthKind, Features, Identity, RemoteVideo
+from vpack.providers.base import Identity, RemoteVideo
 from vpack.providers.errors import (
     AuthExpired,
     BadConfig,
@@ -29,16 +29,13 @@ from vpack.providers.errors import (
     RateLimited,
     Transient,
 )
-from vpack.providers.kit.http import ApiClient, HttpPolicy
-from vpack.providers.kit.lan_device import LanDeviceSettings, device_client, unreachable
+from vpack.providers.kit.lan_device import LanDeviceSettings, LanRecorder
 from vpack.providers.kit.recorder import (
     Channel,
     RecorderOptions,
-    RecorderProvider,
     Recording,
-    refuse_resume,
+    recorder_features,
     stamp,
-    whole_recording,
 )
 from vpack.providers.registry import register
 
@@ -108,20 +105,13 @@ class _Match(Recording):
 
 
 @register
-class HikvisionProvider(RecorderProvider):
+class HikvisionProvider(LanRecorder):
     name = "hikvision"
     label = "Hikvision NVR / camera"
     description = (
         "Recordings on a Hikvision NVR or IP camera, reached on the LAN or over a VPN (ISAPI)."
     )
-    auth = AuthKind.DEVICE
-    features = Features(
-        ranged_reads=False,
-        full_listing=False,
-        time_indexed=True,
-        needs_remux=True,
-        page_size=50,
-    )
+    features = recorder_features(page_size=50)
     Config = HikvisionConfig
     SourceOptions = HikvisionSourceOptions
 
@@ -129,22 +119,9 @@ class HikvisionProvider(RecorderProvider):
 
     def __init__(self, config: BaseModel, **kwargs: Any) -> None:
         super().__init__(config, **kwargs)
-        self._api: ApiClient | None = None
-        self._once: ApiClient | None = None  # no retries: check() answers at once
         self._download_method = "GET"
 
     # ------------------------------------------------------------ HTTP
-    @property
-    def where(self) -> str:
-        return self.config.where
-
-    def _clients(self) -> tuple[ApiClient, ApiClient]:
-        if self._api is None or self._once is None:
-            self.http = device_client(self.config)
-            self._api = ApiClient(self.http, self._describe, policy=HttpPolicy(attempts=3))
-            self._once = ApiClient(self.http, self._describe, policy=HttpPolicy(attempts=1))
-        return self._api, self._once
-
     async def _xml(
         self, method: str, path: str, body: str | None = None, *, once: bool = False
     ) -> ET.Element:
@@ -156,7 +133,7 @@ class HikvisionProvider(RecorderProvider):
         )
         return parse_xml(response.content)
 
-    def _describe(self, response: httpx.Response) -> ProviderError:
+    def describe(self, response: httpx.Response) -> ProviderError:
         """A device's refusal (ResponseStatus or userCheck body) as one of our errors."""
         status, path = response.status_code, response.request.url.path
         root = _try_xml(response.content)
@@ -216,12 +193,7 @@ class HikvisionProvider(RecorderProvider):
 
     # ------------------------------------------------------------ interface
     async def check(self) -> Identity:
-        try:
-            info = await self._xml("GET", "/ISAPI/System/deviceInfo", once=True)
-        except (AuthExpired, RateLimited) as exc:
-            raise BadConfig(str(exc)) from None
-        except Transient as exc:
-            raise unreachable(self.where, exc) from None
+        info = await self.checked(self._xml("GET", "/ISAPI/System/deviceInfo", once=True))
         model, serial = _text(info, "model"), _text(info, "serialNumber")
         details: dict[str, Any] = {
             "model": model,
@@ -234,16 +206,9 @@ class HikvisionProvider(RecorderProvider):
             "device_type": _text(info, "deviceType"),
             "device_name": _text(info, "deviceName"),
         }
-        warning = await self._clock_warning()
-        if warning:
-            details["clock_warning"] = warning
-        return Identity(
-            id=serial or f"{self.where}",
-            label=f"{details['device_name'] or 'Hikvision'} {model} ({self.where})".strip(),
-            details=details,
-        )
+        return await self.identity("Hikvision", details)
 
-    async def _clock_warning(self) -> str | None:
+    async def clock_problem(self) -> str | None:
         try:
             root = await self._xml("GET", "/ISAPI/System/time", once=True)
             local = datetime.fromisoformat(_text(root, "localTime"))
@@ -255,23 +220,14 @@ class HikvisionProvider(RecorderProvider):
         info = await self._xml("GET", "/ISAPI/System/deviceInfo")
         return f"{_text(info, 'deviceName') or 'Hikvision'} {_text(info, 'model')}".strip()
 
-    def destinations(self) -> list[str]:
-        return [self.config.host]
-
-    def open(self, video: RemoteVideo, offset: int = 0) -> AsyncIterator[bytes]:
-        return self._download(video, offset)
-
-    async def _download(self, video: RemoteVideo, offset: int) -> AsyncIterator[bytes]:
-        refuse_resume(offset)
+    async def recording_response(self, video: RemoteVideo) -> httpx.Response:
         uri = str(video.extra.get("playback_uri", ""))
         body = (
             '<?xml version="1.0" encoding="UTF-8"?>'
             '<downloadRequest version="1.0" xmlns="http://www.isapi.org/ver20/XMLSchema">'
             f"<playbackURI>{escape(uri)}</playbackURI></downloadRequest>"
         )
-        response = await self._download_response(body.encode("utf-8"))
-        async for chunk in whole_recording(response, video.path or video.name):
-            yield chunk
+        return await self._download_response(body.encode("utf-8"))
 
     async def _download_response(self, body: bytes) -> httpx.Response:
         """The download answer; firmware takes GET with a body, or only POST."""
@@ -336,7 +292,7 @@ class HikvisionProvider(RecorderProvider):
         until: datetime,
         options: RecorderOptions | None,
         limit: int | None = None,
-    ) -> AsyncIterator[list[Recording]]:
+    ) -> AsyncGenerator[list[Recording]]:
         """Pages of the track's search, following MORE."""
         track = _track(channel, options)
         search_id = str(uuid.uuid4()).upper()  # devices want a GUID; one per search session
@@ -390,24 +346,13 @@ class HikvisionProvider(RecorderProvider):
 
     def video_of(self, channel: Channel, recording: Recording) -> RemoteVideo:
         assert isinstance(recording, _Match)
-        match = recording
-        start, end = match.start.astimezone(self.tz), match.end.astimezone(self.tz)
-        return RemoteVideo(
-            remote_id=match.remote_id,
-            revision=str(match.size) if match.size is not None else stamp(match.end),
-            name=f"{channel.name} {start:%Y-%m-%d %H-%M-%S}.mp4",
-            camera=channel.name,
-            size=match.size,
-            modified_at=match.end,
-            recorded_start=match.start,
-            recorded_end=match.end,
-            path=f"{channel.name} {start:%Y-%m-%d %H:%M:%S}-{end:%H:%M:%S} {match.name}".strip(),
-            extra={"playback_uri": match.uri, "track": match.track},
+        return self.recording_video(
+            channel,
+            recording,
+            size=recording.size,
+            source_name=recording.name,
+            extra={"playback_uri": recording.uri, "track": recording.track},
         )
-
-    async def aclose(self) -> None:
-        self._api = self._once = None
-        await super().aclose()
 
 
 def _track(channel: Channel, options: RecorderOptions | None) -> int:

@@ -15,7 +15,8 @@ import logging
 import re
 import time
 from abc import abstractmethod
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator
+from contextlib import aclosing
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
@@ -27,6 +28,7 @@ from pydantic import BaseModel, Field
 from vpack.providers.base import (
     BrowsePage,
     Checkpoint,
+    Features,
     Found,
     Node,
     Provider,
@@ -44,6 +46,18 @@ DEVICE_NODE = "device"
 EARLIEST = datetime(2000, 1, 1, tzinfo=UTC)
 # Channels are renamed and added on the NVR; a long-running worker looks again now and then.
 _CHANNELS_TTL_SECONDS = 600.0
+
+
+def recorder_features(page_size: int) -> Features:
+    """What a recorder can do: whole recordings (no ranges), found by time in scans
+    that list only a window, and remuxed to MP4 on arrival."""
+    return Features(
+        ranged_reads=False,
+        full_listing=False,
+        time_indexed=True,
+        needs_remux=True,
+        page_size=page_size,
+    )
 
 
 class RecorderOptions(BaseModel):
@@ -115,9 +129,11 @@ class RecorderProvider(Provider):
         until: datetime,
         options: RecorderOptions | None,
         limit: int | None = None,
-    ) -> AsyncIterator[list[Recording]]:
+    ) -> AsyncGenerator[list[Recording]]:
         """Pages of recordings on `channel` overlapping [since, until], oldest first
-        where the device allows; `limit` asks for one short page only."""
+        where the device allows; `limit` asks for one short page only. The kit closes
+        it (aclose) as soon as it has read enough, so what a search holds on the
+        device (Dahua's finder objects) is given back at once."""
 
     @abstractmethod
     async def recorded_days(self, channel: Channel, year: int, month: int) -> list[date]:
@@ -126,6 +142,32 @@ class RecorderProvider(Provider):
     @abstractmethod
     def video_of(self, channel: Channel, recording: Recording) -> RemoteVideo:
         """The recording as the engine keeps it (named .mp4: it is remuxed on arrival)."""
+
+    def recording_video(
+        self,
+        channel: Channel,
+        recording: Recording,
+        *,
+        size: int | None,
+        source_name: str,
+        extra: dict[str, Any],
+    ) -> RemoteVideo:
+        """A recording as the engine keeps it: named by channel and local start, its
+        revision the device's size where it tells one (else the end), `source_name`
+        (the device's file name) for people to read."""
+        start, end = recording.start.astimezone(self.tz), recording.end.astimezone(self.tz)
+        return RemoteVideo(
+            remote_id=recording.remote_id,
+            revision=str(size) if size is not None else stamp(recording.end),
+            name=f"{channel.name} {start:%Y-%m-%d %H-%M-%S}.mp4",
+            camera=channel.name,
+            size=size,
+            modified_at=recording.end,
+            recorded_start=recording.start,
+            recorded_end=recording.end,
+            path=f"{channel.name} {start:%Y-%m-%d %H:%M:%S}-{end:%H:%M:%S} {source_name}".strip(),
+            extra=extra,
+        )
 
     # ------------------------------------------------------------ tree
     async def browse(self, node: str | None, page: str | None = None) -> BrowsePage:
@@ -187,8 +229,9 @@ class RecorderProvider(Provider):
 
     async def _first_recording(self, channel: Channel) -> datetime | None:
         until = datetime.now(UTC) + timedelta(days=1)
-        async for page in self.recordings(channel, EARLIEST, until, None, limit=1):
-            return page[0].start.astimezone(self.tz) if page else None
+        async with aclosing(self.recordings(channel, EARLIEST, until, None, limit=1)) as pages:
+            async for page in pages:
+                return page[0].start.astimezone(self.tz) if page else None
         return None
 
     # ------------------------------------------------------------ scan
@@ -210,29 +253,34 @@ class RecorderProvider(Provider):
         newest_end = known_until
         last_start: datetime | None = None
         ordered = True  # devices list oldest first; checkpoints mid-scan rely on it
-        async for page in self.recordings(channel, since, now + timedelta(hours=1), options):
-            starts = [r.start for r in page]
-            if last_start is not None:
-                starts.insert(0, last_start)
-            ordered = ordered and starts == sorted(starts)
-            for recording in page:
-                if recording.remote_id in seen:
-                    continue
-                seen.add(recording.remote_id)
-                if recording.end > open_after:
-                    yield Waiting(recording.remote_id)  # still being written: taken once it closes
-                    continue
-                if recording.end <= recording.start:
-                    log.info("%s: skipping %s, it has no length", self.where, recording.remote_id)
-                    continue
-                yield Found(self.video_of(channel, recording))
-                newest_end = max(newest_end or recording.end, recording.end)
-            if page and ordered:
-                # All that ends before this page's last start has been seen, so a
-                # crash after this point loses nothing.
-                last_start = page[-1].start
-                mark = max(known_until or last_start, last_start)
-                yield Checkpoint(cursor=format_cursor(mark), complete=False)
+        search = self.recordings(channel, since, now + timedelta(hours=1), options)
+        async with aclosing(search) as pages:
+            async for page in pages:
+                starts = [r.start for r in page]
+                if last_start is not None:
+                    starts.insert(0, last_start)
+                ordered = ordered and starts == sorted(starts)
+                for recording in page:
+                    if recording.remote_id in seen:
+                        continue
+                    seen.add(recording.remote_id)
+                    if recording.end > open_after:
+                        # Still being written: taken once it closes.
+                        yield Waiting(recording.remote_id)
+                        continue
+                    if recording.end <= recording.start:
+                        log.info(
+                            "%s: skipping %s, it has no length", self.where, recording.remote_id
+                        )
+                        continue
+                    yield Found(self.video_of(channel, recording))
+                    newest_end = max(newest_end or recording.end, recording.end)
+                if page and ordered:
+                    # All that ends before this page's last start has been seen, so a
+                    # crash after this point loses nothing.
+                    last_start = page[-1].start
+                    mark = max(known_until or last_start, last_start)
+                    yield Checkpoint(cursor=format_cursor(mark), complete=False)
         yield Checkpoint(cursor=format_cursor(newest_end) if newest_end else cursor)
 
     # ------------------------------------------------------------ clock

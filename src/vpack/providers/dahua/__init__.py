@@ -1,0 +1,1 @@
+"""Dahua NVRs and cameras over the HTTP API (CGI)."""
