@@ -58,6 +58,10 @@ class Settings(BaseSettings):
         default="",
         description="Folders users may sync through the API, separated by ':' (CLI: any).",
     )
+    sink_commands: str = Field(
+        default="",
+        description="Programs (absolute paths, ':'-separated) a command sink may run; empty: none.",
+    )
     api_rate_limit: str = Field(
         default="600/minute", description="Requests per signed-in user (limits syntax)."
     )

@@ -309,7 +309,7 @@ def test_bad_sinks_are_refused_clearly_and_others_cannot_see_them(
     assert live.get(f"/api/sinks/{made['id']}/deliveries", headers=other).status_code == 404
     assert live.delete(f"/api/sinks/{made['id']}", headers=other).status_code == 404
     kinds = {k["name"] for k in live.get("/api/sinks/kinds", headers=auth).json()}
-    assert kinds == {"vpack_folder", "vpack_queue", "webhook"}
+    assert kinds == {"vpack_folder", "vpack_queue", "webhook", "command"}
     assert live.delete(f"/api/sinks/{made['id']}", headers=auth).status_code == 204
     actions = {e["action"] for e in live.get("/api/audit", headers=auth).json()["items"]}
     assert {"sink_created", "sink_removed"} <= actions
@@ -317,3 +317,53 @@ def test_bad_sinks_are_refused_clearly_and_others_cannot_see_them(
 
 def _with_status(sinks: list[dict[str, Any]], status: str) -> dict[str, Any] | None:
     return next((s for s in sinks if s["status"] == status), None)
+
+
+def test_a_command_the_operator_allows_runs_once_per_video_with_its_facts(
+    api_settings: Settings, footage: Path, tmp_path: Path
+) -> None:
+    log = tmp_path / "ran.txt"
+    script = tmp_path / "hand-on.sh"
+    script.write_text(
+        "#!/bin/sh\n"
+        'if [ "$2" = "Cam2" ]; then echo "no room for $VPACK_VIDEO_NAME" >&2; exit 3; fi\n'
+        f'echo "$1|$2|$VPACK_EVENT_ID" >> {log}\n'
+    )
+    script.chmod(0o755)
+    settings = api_settings.model_copy(
+        update={"scheduler_tick_seconds": 0.1, "sink_commands": str(script)}
+    )
+    _clip(footage / "shop" / "Cam1" / "a.mp4")
+    with TestClient(create_app(settings, run_worker=True)) as live:
+        live.post("/api/setup", json={"email": ADMIN[0], "password": ADMIN[1]})
+        auth = {"Authorization": f"Bearer {login(live, *ADMIN)}"}
+        live.cookies.clear()
+        source = local_source(live, auth, footage / "shop")
+        sinks = f"/api/sources/{source['id']}/sinks"
+        for config, words in [
+            ({"program": "/bin/sh"}, "not a program this server allows"),
+            ({"program": str(script), "args": ["{password}"]}, "password"),
+        ]:
+            refused = live.post(
+                sinks, headers=auth, json={"kind": "command", "name": "x", "config": config}
+            )
+            assert refused.status_code == 400 and words in refused.json()["detail"], refused.text
+        sink = _sink(
+            live,
+            auth,
+            source["id"],
+            kind="command",
+            name="script",
+            config={"program": str(script), "args": ["{path}", "{camera}"]},
+        )
+        wait_for(lambda: live.get(sinks, headers=auth).json()[0]["delivered"] == 1)
+        (line,) = log.read_text().splitlines()
+        path, camera, event = line.split("|")
+        assert Path(path).is_file() and camera == "Cam1" and event.startswith("video-")
+
+        _clip(footage / "shop" / "Cam2" / "b.mp4")
+        live.post(f"/api/sources/{source['id']}/sync", headers=auth)
+        failing = wait_for(lambda: _with_status(live.get(sinks, headers=auth).json(), "failing"))
+        assert "exited 3: no room for b.mp4" in failing["status_detail"]
+        assert len(log.read_text().splitlines()) == 1
+        assert live.delete(f"/api/sinks/{sink['id']}", headers=auth).status_code == 204

@@ -13,12 +13,13 @@ import json
 import os
 import shutil
 import sqlite3
+import string
 import time
 from contextlib import closing
 from dataclasses import dataclass
 from datetime import datetime, tzinfo
 from pathlib import Path
-from typing import Any, ClassVar, Literal
+from typing import Annotated, Any, ClassVar
 from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
@@ -366,5 +367,96 @@ class WebhookSink(SinkKind):
         return f"{self.config.url} answered {answer.status_code}"
 
 
-KINDS: dict[str, type[SinkKind]] = {k.name: k for k in (FolderSink, VpackQueueSink, WebhookSink)}
-SinkKindName = Literal["vpack_folder", "vpack_queue", "webhook"]
+# What a command's arguments may name, filled in per video.
+PLACEHOLDERS = ("path", "camera", "name", "id", "seq", "recorded_start", "sha256")
+
+
+class CommandConfig(_Strict):
+    program: str = Field(
+        min_length=1, max_length=4096, description="one of the programs the operator allows"
+    )
+    args: list[Annotated[str, Field(max_length=500)]] = Field(
+        default_factory=lambda: ["{path}"],
+        max_length=20,
+        description="its arguments; {path}, {camera}, {name}, {id}, {seq}, {recorded_start} "
+        "and {sha256} are filled in",
+    )
+    timeout_s: int = Field(default=300, ge=1, le=3600)
+
+    @field_validator("args")
+    @classmethod
+    def _known_placeholders(cls, args: list[str]) -> list[str]:
+        for arg in args:
+            try:
+                names = [field for _, field, _, _ in string.Formatter().parse(arg) if field]
+            except ValueError as exc:
+                raise ValueError(f"{arg!r}: {exc}") from None
+            unknown = sorted(set(names) - set(PLACEHOLDERS))
+            if unknown:
+                raise ValueError(f"{arg!r} names {', '.join(unknown)}; known: {PLACEHOLDERS}")
+        return args
+
+
+class CommandSink(SinkKind):
+    """Run a program the operator allows (VPACK_SINK_COMMANDS) with the video's path and
+    facts as arguments and VPACK_* variables: no shell, a timeout, exit 0 = delivered.
+    VPACK_EVENT_ID repeats on retry, so the program can skip what it has done."""
+
+    name = "command"
+    label = "Command"
+    Config = CommandConfig
+
+    def check(self) -> None:
+        assert isinstance(self.config, CommandConfig)
+        allowed = [p for p in self.settings.sink_commands.split(":") if p]
+        if not allowed:
+            raise DeliveryFailed("this server runs no commands (VPACK_SINK_COMMANDS is empty)")
+        if self.config.program not in allowed:
+            raise DeliveryFailed(
+                f"{self.config.program} is not a program this server allows "
+                f"(VPACK_SINK_COMMANDS: {', '.join(allowed)})"
+            )
+        if not os.access(self.config.program, os.X_OK):
+            raise DeliveryFailed(f"{self.config.program} is not an executable file here")
+
+    async def deliver(self, video: Published) -> str:
+        assert isinstance(self.config, CommandConfig)
+        self.check()
+        facts = {
+            "path": str(video.path),
+            "camera": video.camera,
+            "name": video.name,
+            "id": str(video.video_id),
+            "seq": str(video.seq),
+            "recorded_start": _iso(video.recorded_start) or "",
+            "sha256": video.sha256 or "",
+        }
+        argv = [arg.format_map(facts) for arg in self.config.args]
+        env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "LANG": "C.UTF-8"}
+        env |= {f"VPACK_VIDEO_{k.upper()}": v for k, v in facts.items()}
+        env["VPACK_EVENT_ID"] = f"video-{video.video_id}"
+        process = await asyncio.create_subprocess_exec(
+            self.config.program,
+            *argv,
+            stdin=asyncio.subprocess.DEVNULL,
+            stdout=asyncio.subprocess.DEVNULL,
+            stderr=asyncio.subprocess.PIPE,
+            env=env,
+        )
+        try:
+            _, err = await asyncio.wait_for(process.communicate(), self.config.timeout_s)
+        except TimeoutError:
+            process.kill()
+            await process.wait()
+            raise DeliveryFailed(
+                f"{self.config.program} ran past {self.config.timeout_s} s and was stopped"
+            ) from None
+        if process.returncode != 0:
+            tail = err.decode("utf-8", "replace").strip()[-500:]
+            raise DeliveryFailed(f"{self.config.program} exited {process.returncode}: {tail}")
+        return f"{self.config.program} exited 0"
+
+
+KINDS: dict[str, type[SinkKind]] = {
+    k.name: k for k in (FolderSink, VpackQueueSink, WebhookSink, CommandSink)
+}
