@@ -16,7 +16,7 @@ from sqlalchemy import insert, select, update
 
 from tests.api.conftest import ADMIN, Person, local_source, login, wait_for
 from tests.media import make_video
-from tests.unit.test_attention import _add
+from tests.unit.test_engine import _add
 from vpack.api.app import create_app
 from vpack.db.models import FeedCounter, Video
 from vpack.services import Services

@@ -11,26 +11,12 @@ from pathlib import Path
 import pytest
 from sqlalchemy import func, select, update
 
-from vpack import catalog
+from tests.unit.test_engine import _add
 from vpack.db.models import AuditEvent, Source, SourceStatus
 from vpack.security.audit import Action
 from vpack.services import Services
 from vpack.sync.retry import RetryPolicy
 from vpack.sync.scheduler import due_sources
-
-
-async def _add(services: Services, folder: Path) -> int:
-    folder.mkdir(parents=True, exist_ok=True)
-    connection = await catalog.local_connection(services.db)
-    return await catalog.add_source(
-        services.db,
-        services.connections,
-        connection_id=connection,
-        name="shop",
-        selections=[str(folder)],
-        options={"settle_seconds": 0},
-        interval_s=60,
-    )
 
 
 async def _source(services: Services, source_id: int) -> Source:

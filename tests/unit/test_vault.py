@@ -567,7 +567,7 @@ async def test_environment_rotation_needs_a_new_key(services: Services, settings
 async def test_rotation_reencrypts_a_sinks_secret_too(
     services: Services, settings: Settings, tmp_path: Path
 ) -> None:
-    from tests.unit.test_attention import _add
+    from tests.unit.test_engine import _add
     from vpack.db.models import Sink
     from vpack.handoff.deliverer import vault_id
 

@@ -12,7 +12,7 @@ from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
 
-from pydantic import SecretStr, ValidationError
+from pydantic import ValidationError
 from sqlalchemy import exists, or_, select, update
 
 from vpack.db.models import Delivery, Sink, SinkStatus, Video, VideoState, utcnow
@@ -34,14 +34,6 @@ def vault_id(sink_id: int) -> int:
     """The id a sink's secrets are bound to in the vault: negative, so a sink's blob can
     never pass for a connection's (connection ids are positive)."""
     return -sink_id
-
-
-def secret_fields(kind: type[SinkKind]) -> set[str]:
-    return {
-        name
-        for name, field in kind.Config.model_fields.items()
-        if field.annotation in (SecretStr, SecretStr | None)
-    }
 
 
 def build_kind(sink: Sink, vault: Vault, settings: Settings, store: VideoStore) -> SinkKind:

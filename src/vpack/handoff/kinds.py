@@ -15,6 +15,7 @@ import shutil
 import sqlite3
 import string
 import time
+from abc import ABC, abstractmethod
 from contextlib import closing
 from dataclasses import dataclass
 from datetime import datetime, tzinfo
@@ -98,7 +99,7 @@ def _iso(when: datetime | None) -> str | None:
     return when.isoformat() if when is not None else None
 
 
-class SinkKind:
+class SinkKind(ABC):
     """One kind of sink. `Config` is stored in the row; its SecretStr fields go to
     the vault."""
 
@@ -111,12 +112,13 @@ class SinkKind:
         self.settings = settings
         self.zone = zone
 
+    @abstractmethod
     def check(self) -> None:
         """Refuse a configuration that cannot work (raise DeliveryFailed)."""
 
+    @abstractmethod
     async def deliver(self, video: Published) -> str:
         """Hand the video on; return what was done, for the delivery log."""
-        raise NotImplementedError
 
     async def done_with(self, video: Published) -> bool:
         """May our copy go? Once delivered, yes, unless the consumer still reads it

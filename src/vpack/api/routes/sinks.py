@@ -26,8 +26,9 @@ from vpack.api.schemas import (
     SinkKindOut,
     SinkOut,
 )
+from vpack.connections import secret_fields
 from vpack.db.models import Delivery, Sink, SinkStatus, Video
-from vpack.handoff.deliverer import secret_fields, vault_id
+from vpack.handoff.deliverer import vault_id
 from vpack.handoff.kinds import KINDS, DeliveryFailed, SinkKind
 from vpack.security import audit
 from vpack.security.audit import Action
@@ -59,7 +60,7 @@ def _validated(
         kind(parsed, services.settings, services.store.zone).check()
     except DeliveryFailed as exc:
         raise HTTPException(400, str(exc)) from None
-    hidden = secret_fields(kind)
+    hidden = secret_fields(kind.Config)
     plain = parsed.model_dump(mode="json", exclude=hidden)
     secrets = {
         name: getattr(parsed, name).get_secret_value()
