@@ -15,6 +15,8 @@ from types import TracebackType
 from typing import Any, Self
 
 import uvicorn
+from starlette.responses import StreamingResponse
+from starlette.types import Send
 
 
 class Emulator(ABC):
@@ -167,3 +169,51 @@ async def send_bytes(data: bytes, cut: Cut | None, chunk: int = 64 * 1024) -> As
         await asyncio.sleep(0)
     if cut is not None and cut.drop:
         raise ConnectionResetError("emulated dropped stream")
+
+
+class FileBody(StreamingResponse):
+    """A stored file's bytes `[start, end)` in chunks, as a vendor's download answers:
+    `flip_at` flips one byte (a corrupt transfer), `cut_after` hangs up after that many
+    bytes with the body incomplete (a cut stream). Shared by the file-store emulators."""
+
+    chunk = 256 * 1024
+
+    def __init__(
+        self,
+        data: bytes,
+        start: int,
+        end: int,
+        *,
+        cut_after: int | None,
+        flip_at: int | None,
+        status_code: int,
+        headers: dict[str, str],
+        media_type: str = "application/octet-stream",
+    ) -> None:
+        self._data, self._start, self._end = data, start, end
+        self._cut_after, self._flip_at = cut_after, flip_at
+        super().__init__(self._chunks(), status_code, headers, media_type)
+
+    async def _chunks(self) -> AsyncIterator[bytes]:
+        view = memoryview(self._data)
+        stop = (
+            self._end if self._cut_after is None else min(self._end, self._start + self._cut_after)
+        )
+        position = self._start
+        while position < stop:
+            chunk = bytearray(view[position : min(position + self.chunk, stop)])
+            if self._flip_at is not None and position <= self._flip_at < position + len(chunk):
+                chunk[self._flip_at - position] ^= 0xFF
+            yield bytes(chunk)
+            position += len(chunk)
+
+    async def stream_response(self, send: Send) -> None:
+        if self._cut_after is None:
+            await super().stream_response(send)
+            return
+        await send(
+            {"type": "http.response.start", "status": self.status_code, "headers": self.raw_headers}
+        )
+        async for chunk in self.body_iterator:
+            await send({"type": "http.response.body", "body": chunk, "more_body": True})
+        # No final body message: the server closes the connection with the body incomplete.

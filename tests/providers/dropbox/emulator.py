@@ -97,7 +97,7 @@ import ssl
 import tempfile
 import threading
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -114,13 +114,11 @@ from starlette.responses import (
     JSONResponse,
     PlainTextResponse,
     Response,
-    StreamingResponse,
 )
 from starlette.routing import Route
-from starlette.types import Send
 
 from tests.emulators.oauth_server import Client, OAuthEmulator
-from tests.emulators.serving import BackgroundServer, Emulator
+from tests.emulators.serving import BackgroundServer, Emulator, FileBody
 
 BLOCK = 4 * 1024 * 1024  # content-hash block size
 API, CONTENT, NOTIFY, WWW = "api", "content", "notify", "www"
@@ -144,7 +142,6 @@ _PATH = re.compile(r"/(.|[\r\n])*", re.S)
 _LIST_PATH = re.compile(r"(/(.|[\r\n])*)?|id:.*|(ns:[0-9]+(/(.|[\r\n])*)?)", re.S)
 _READ_PATH = re.compile(r"(/(.|[\r\n])*|id:.*)|(rev:[0-9a-f]{9,})|(ns:[0-9]+(/(.|[\r\n])*)?)", re.S)
 _REV = re.compile(r"[0-9a-f]{9,}")
-_CHUNK = 256 * 1024
 _DEFAULT_LIMIT = 2000
 
 
@@ -1197,7 +1194,7 @@ class DropboxEmulator(Emulator):
         if span is not None:
             headers["Content-Range"] = f"bytes {start}-{end - 1}/{size}"
         flip = (start + end) // 2 if corrupt and end > start else None
-        return _Bytes(
+        return FileBody(
             data,
             start,
             end,
@@ -1233,49 +1230,6 @@ class _ToEmulator(HTTPAdapter):
 
 
 # ---------------------------------------------------------------- downloads
-
-
-class _Bytes(StreamingResponse):
-    """File bytes in chunks; can flip one byte or hang up before the end."""
-
-    def __init__(
-        self,
-        data: bytes,
-        start: int,
-        end: int,
-        *,
-        cut_after: int | None,
-        flip_at: int | None,
-        status_code: int,
-        headers: dict[str, str],
-    ) -> None:
-        self._data, self._start, self._end = data, start, end
-        self._cut_after, self._flip_at = cut_after, flip_at
-        super().__init__(self._chunks(), status_code, headers, "application/octet-stream")
-
-    async def _chunks(self) -> AsyncIterator[bytes]:
-        stop = (
-            self._end if self._cut_after is None else min(self._end, self._start + self._cut_after)
-        )
-        view = memoryview(self._data)
-        position = self._start
-        while position < stop:
-            chunk = bytearray(view[position : min(position + _CHUNK, stop)])
-            if self._flip_at is not None and position <= self._flip_at < position + len(chunk):
-                chunk[self._flip_at - position] ^= 0xFF
-            yield bytes(chunk)
-            position += len(chunk)
-
-    async def stream_response(self, send: Send) -> None:
-        if self._cut_after is None:
-            await super().stream_response(send)
-            return
-        await send(
-            {"type": "http.response.start", "status": self.status_code, "headers": self.raw_headers}
-        )
-        async for chunk in self.body_iterator:
-            await send({"type": "http.response.body", "body": chunk, "more_body": True})
-        # No final message: the server drops the connection with the body incomplete.
 
 
 def _byte_range(header: str | None, size: int) -> tuple[int, int] | str | None:

@@ -67,7 +67,7 @@ import secrets
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, cast
@@ -76,12 +76,11 @@ from urllib.parse import parse_qs
 from starlette.applications import Starlette
 from starlette.datastructures import QueryParams
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response, StreamingResponse
+from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
-from starlette.types import Send
 
 from tests.emulators.oauth_server import Client, OAuthEmulator
-from tests.emulators.serving import BackgroundServer, Emulator
+from tests.emulators.serving import BackgroundServer, Emulator, FileBody
 
 FOLDER = "application/vnd.google-apps.folder"
 GOOGLE_DOC = "application/vnd.google-apps.document"
@@ -108,7 +107,6 @@ _CONTENT_SCOPES = frozenset(
 _DRIVES_SCOPES = frozenset(_AUTH + s for s in ("drive", "drive.readonly"))
 _GOOGLE_SCOPES = {*_METADATA_SCOPES, "openid", "email", "profile", _AUTH + "userinfo.email"}
 
-_CHUNK = 256 * 1024
 _MAX_PAGE_TOKENS = 2000  # remembered files.list / drives.list continuations (oldest dropped)
 _STATUS = {
     400: "INVALID_ARGUMENT",
@@ -928,7 +926,7 @@ class DriveEmulator(Emulator):
         flip = None
         if self._corrupt and end > start:
             self._corrupt, flip = False, (start + end) // 2
-        return _MediaResponse(
+        return FileBody(
             data,
             start,
             end,
@@ -1069,52 +1067,6 @@ class DriveEmulator(Emulator):
 
 
 # ---------------------------------------------------------------- downloads
-
-
-class _MediaResponse(StreamingResponse):
-    """File bytes in chunks from one shared buffer; can flip a byte or hang up mid-body."""
-
-    def __init__(
-        self,
-        data: bytes,
-        start: int,
-        end: int,
-        *,
-        cut_after: int | None,
-        flip_at: int | None,
-        status_code: int,
-        headers: dict[str, str],
-        media_type: str,
-    ) -> None:
-        self._data, self._start, self._end = data, start, end
-        self._cut_after, self._flip_at = cut_after, flip_at
-        super().__init__(self._chunks(), status_code, headers, media_type)
-
-    async def _chunks(self) -> AsyncIterator[bytes]:
-        view = memoryview(self._data)
-        stop = (
-            self._end if self._cut_after is None else min(self._end, self._start + self._cut_after)
-        )
-        position = self._start
-        while position < stop:
-            chunk = bytes(view[position : min(position + _CHUNK, stop)])
-            if self._flip_at is not None and position <= self._flip_at < position + len(chunk):
-                flipped = bytearray(chunk)
-                flipped[self._flip_at - position] ^= 0xFF
-                chunk = bytes(flipped)
-            yield chunk
-            position += len(chunk)
-
-    async def stream_response(self, send: Send) -> None:
-        if self._cut_after is None:
-            await super().stream_response(send)
-            return
-        await send(
-            {"type": "http.response.start", "status": self.status_code, "headers": self.raw_headers}
-        )
-        async for chunk in self.body_iterator:
-            await send({"type": "http.response.body", "body": chunk, "more_body": True})
-        # No final body message: the server closes the connection with the body incomplete.
 
 
 def _byte_range(header: str | None, size: int) -> tuple[int, int] | None:

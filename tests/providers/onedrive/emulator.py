@@ -97,7 +97,6 @@ import threading
 import time
 import uuid
 from collections import OrderedDict
-from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -113,12 +112,10 @@ from starlette.responses import (
     JSONResponse,
     RedirectResponse,
     Response,
-    StreamingResponse,
 )
 from starlette.routing import Route
-from starlette.types import Send
 
-from tests.emulators.serving import BackgroundServer, Emulator
+from tests.emulators.serving import BackgroundServer, Emulator, FileBody
 from tests.providers.onedrive.quickxor import quickxorhash
 
 AccountKind = Literal["personal", "business"]
@@ -132,7 +129,6 @@ _SITES = {"sites.read.all", "sites.readwrite.all"}
 _USER = {"user.read", "user.readbasic.all", "user.read.all"}
 _DEFAULT_PAGE = 200
 _MAX_PAGE = 1000
-_CHUNK = 256 * 1024
 _MAX_PAGES_KEPT = 2000
 # resources/driveitem: its properties, relationships and the downloadUrl annotation.
 _ITEM_PROPERTIES = frozenset(
@@ -1780,7 +1776,7 @@ class OneDriveEmulator(Emulator):
         recorded.status = 206 if span is not None else 200
         if request.method == "HEAD":
             return Response(status_code=recorded.status, headers=headers, media_type=item.mime)
-        return _Body(
+        return FileBody(
             data,
             start,
             end,
@@ -1793,52 +1789,6 @@ class OneDriveEmulator(Emulator):
 
 
 # ---------------------------------------------------------------- downloads
-
-
-class _Body(StreamingResponse):
-    """File bytes in chunks; can flip a byte or hang up mid-body."""
-
-    def __init__(
-        self,
-        data: bytes,
-        start: int,
-        end: int,
-        *,
-        cut_after: int | None,
-        flip_at: int | None,
-        status_code: int,
-        headers: dict[str, str],
-        media_type: str,
-    ) -> None:
-        self._data, self._start, self._end = data, start, end
-        self._cut_after, self._flip_at = cut_after, flip_at
-        super().__init__(self._chunks(), status_code, headers, media_type)
-
-    async def _chunks(self) -> AsyncIterator[bytes]:
-        view = memoryview(self._data)
-        stop = (
-            self._end if self._cut_after is None else min(self._end, self._start + self._cut_after)
-        )
-        position = self._start
-        while position < stop:
-            chunk = bytes(view[position : min(position + _CHUNK, stop)])
-            if self._flip_at is not None and position <= self._flip_at < position + len(chunk):
-                flipped = bytearray(chunk)
-                flipped[self._flip_at - position] ^= 0xFF
-                chunk = bytes(flipped)
-            yield chunk
-            position += len(chunk)
-
-    async def stream_response(self, send: Send) -> None:
-        if self._cut_after is None:
-            await super().stream_response(send)
-            return
-        await send(
-            {"type": "http.response.start", "status": self.status_code, "headers": self.raw_headers}
-        )
-        async for chunk in self.body_iterator:
-            await send({"type": "http.response.body", "body": chunk, "more_body": True})
-        # No final body message: the server closes the connection with the body incomplete.
 
 
 def _byte_range(header: str | None, size: int) -> tuple[int, int] | None:
